@@ -1,0 +1,56 @@
+# couchmate — set-up, demo and tests. Everything a fresh machine needs is installed here.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := xvfb espeak-ng
+
+.PHONY: setup demo test test-fast lint format clean system-deps
+
+setup: $(STAMP)
+
+# Debian packages: Xvfb for screen-capture tests, espeak-ng for the offline voice.
+system-deps:
+	@missing=""; \
+	command -v Xvfb >/dev/null || missing="$$missing xvfb"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: please install$$missing (voice and screen tests need them)"; \
+	  fi; \
+	fi
+
+# torch is installed first and pinned: 2.13.0 is a local CPU wheel here; any other version
+# would pull a multi-GB CUDA build. pip, not uv: uv ignores the local wheel.
+$(STAMP): pyproject.toml | system-deps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/couchmate demo
+
+test: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not server"
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: setup
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from couchmate.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""The `couchmate` command: parse, build, render. Each capability adds its own commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from couchmate.errors import CouchmateError
+
+app = typer.Typer(
+    name="couchmate",
+    help="couchmate: the friend on the couch. Watches your game, talks with you, remembers you.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _register() -> None:
+    # Each module adds its commands to `app`; their heavy imports happen inside commands.
+    from couchmate.cli import bench, config_cmd, memory_cmd, mind_cmd, watch_cmd
+
+    for mod in (watch_cmd, mind_cmd, memory_cmd, bench, config_cmd):
+        mod.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    from couchmate.cli.common import err_console
+
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except CouchmateError as e:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {e.message}", highlight=False)
+        if e.hint:
+            err_console.print(f"[yellow]hint:[/yellow] {e.hint}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("[dim]stopped[/dim]")
+        sys.exit(130)
+    except Exception as e:  # click's own usage errors and anything unexpected
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, click.exceptions.Abort):
+            err_console.print("[dim]aborted[/dim]")
+            sys.exit(1)
+        if debug:
+            raise
+        err_console.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {e}")
+        err_console.print("[yellow]hint:[/yellow] run again with --debug for the traceback")
+        sys.exit(1)

@@ -1,0 +1,65 @@
+"""`couchmate bench …`: benchmarks that print a table and write JSON.
+
+Each benchmark lives in couchmate.bench.<name> with `run(...) -> dict` that prints its own
+table as it goes; this module only parses options and writes the JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from couchmate.cli.common import write_json
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(help="Benchmarks: print a table, write JSON.", no_args_is_help=True)
+    app.add_typer(sub, name="bench")
+
+    @sub.command("perception")
+    def perception(
+        source: str = typer.Option("doom", help="doom[:SCENARIO] or atari:GAME"),
+        frames: int = typer.Option(600, help="Frames to capture from the engine."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+        baseline: bool = typer.Option(True, help="Also run the naive full-frame OCR reader."),
+        seed: int = typer.Option(0, help="Engine and policy seed."),
+    ) -> None:
+        """Perception accuracy and latency against the engine's ground truth."""
+        from couchmate.bench import perception as b
+
+        write_json(json_path, b.run(source=source, frames=frames, baseline=baseline, seed=seed))
+
+    @sub.command("router")
+    def router(
+        session: Path = typer.Option(..., help="A recorded session folder (watch --record)."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Replay a recorded session through the router: path mix, budget misses, latency."""
+        from couchmate.bench import router as b
+
+        write_json(json_path, b.run(session=session))
+
+    @sub.command("latency")
+    def latency(
+        seconds: float = typer.Option(60.0, help="How long to drive the demo pipeline."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Event → decided → first token → first audio, per path, p50 and p95."""
+        from couchmate.bench import latency as b
+
+        write_json(json_path, b.run(seconds=seconds))
+
+    @sub.command("memory")
+    def memory(
+        locomo: Path = typer.Option(
+            None, help="LoCoMo JSON (e.g. ../shared/data/locomo/locomo-dev.json)."
+        ),
+        scale: str = typer.Option("", help="Synthetic scale runs, e.g. 100000,1000000."),
+        systems: str = typer.Option("couchmate,bm25,dense,mem0", help="Systems to compare."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Memory recall on LoCoMo against baselines, and search latency at scale."""
+        from couchmate.bench import memory as b
+
+        write_json(json_path, b.run(locomo=locomo, scale=scale, systems=systems))

@@ -1,0 +1,40 @@
+"""`couchmate config show|path`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from couchmate import config
+from couchmate.cli.common import console
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(help="Show the effective settings and where they come from.")
+    app.add_typer(sub, name="config")
+
+    @sub.command("show")
+    def show() -> None:
+        """Print every setting, its effective value and where it came from."""
+        loaded = config.load()
+        table = Table(title=f"settings ({config.config_file()})")
+        table.add_column("setting")
+        table.add_column("value")
+        table.add_column("from", style="dim")
+        for key, value, origin in loaded.rows():
+            shown = "" if value is None else str(value)
+            table.add_row(key, shown, origin)
+        console.print(table)
+        for role in ("fast", "smart"):
+            r = getattr(loaded.settings.models, role)
+            if r.remote:
+                console.print(
+                    f"[yellow]privacy:[/yellow] the {role} model is remote "
+                    f"({r.resolved().base_url}); screen images and chat go there."
+                )
+
+    @sub.command("path")
+    def path() -> None:
+        """Print where the settings file and the data folder are."""
+        console.print(f"config file: {config.config_file()}")
+        console.print(f"data dir:    {config.data_dir()}")

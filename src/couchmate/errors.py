@@ -80,6 +80,22 @@ class BackendUnavailable(ModelError):
         super().__init__(message, hint=hint, retryable=False)
 
 
+class StreamCut(ModelError):
+    """A streamed reply broke off after some text arrived; `partial` is that text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: str,
+        status: int | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ):
+        super().__init__(message, status=status, hint=hint, retryable=retryable)
+        self.partial = partial
+
+
 class MemoryStoreError(CouchmateError):
     """The memory store failed (corrupt file, lost connection, ...)."""
 

@@ -80,6 +80,14 @@ class BackendUnavailable(ModelError):
         super().__init__(message, hint=hint, retryable=False)
 
 
+class BudgetExceeded(ModelError):
+    """A model call had no (first) token within the caller's time budget."""
+
+    def __init__(self, message: str, *, budget_s: float, hint: str | None = None):
+        super().__init__(message, hint=hint, retryable=True)
+        self.budget_s = budget_s
+
+
 class StreamCut(ModelError):
     """A streamed reply broke off after some text arrived; `partial` is that text."""
 

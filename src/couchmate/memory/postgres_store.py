@@ -1,0 +1,515 @@
+"""PostgreSQL + pgvector behind the MemoryStore interface, for deployments that outgrow a laptop.
+
+One table holds every user's memories; every statement carries `WHERE user_id = %s`, so no
+call can see another user's rows. Vectors live in a `vector(dim)` column with an HNSW index
+(cosine ops); text is indexed with full-text search (tsvector + GIN); topics are a `text[]`
+column with a GIN index. The schema is created and migrated on first connect, under an
+advisory lock, and its version is kept in `couchmate_schema`.
+
+Lexical scores come from `ts_rank_cd` (cover density), not BM25: they rank sensibly but are
+on a different scale from the embedded store's BM25 numbers. Retrieval fuses by rank, so only
+the order matters. CJK text has no spaces, so it is indexed as character bigrams (computed
+here, in Python, identically for documents and queries).
+
+Vectors travel as pgvector text literals; no extra Python package is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from couchmate.errors import MemoryStoreError
+from couchmate.memory.store import MemoryStore, Scored
+from couchmate.types import Memory, MemoryKind
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_LOCK_KEY = 0x636F7563  # "couc": one advisory lock for schema migrations
+_TS_CONFIG = "english"  # stemming + stop words for Latin-script text
+
+
+def _migrations(dim: int) -> list[tuple[int, str]]:
+    return [
+        (
+            1,
+            f"""
+            CREATE TABLE IF NOT EXISTS couchmate_meta (
+                key text PRIMARY KEY,
+                value text NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS couchmate_memories (
+                user_id     text NOT NULL,
+                id          text NOT NULL,
+                kind        text NOT NULL CHECK (kind IN ('episode', 'fact', 'progress')),
+                text        text NOT NULL,
+                topics      text[] NOT NULL DEFAULT '{{}}',
+                t           double precision NOT NULL,
+                importance  real NOT NULL,
+                provenance  jsonb NOT NULL DEFAULT '{{}}',
+                retention   text NOT NULL,
+                expires_at  double precision,
+                data        jsonb NOT NULL DEFAULT '{{}}',
+                embedding   vector({dim}) NOT NULL,
+                tsv         tsvector NOT NULL,
+                PRIMARY KEY (user_id, id)
+            );
+            CREATE INDEX IF NOT EXISTS couchmate_memories_user_t
+                ON couchmate_memories (user_id, t DESC);
+            CREATE INDEX IF NOT EXISTS couchmate_memories_embedding
+                ON couchmate_memories USING hnsw (embedding vector_cosine_ops);
+            CREATE INDEX IF NOT EXISTS couchmate_memories_tsv
+                ON couchmate_memories USING gin (tsv);
+            CREATE INDEX IF NOT EXISTS couchmate_memories_topics
+                ON couchmate_memories USING gin (topics);
+            CREATE INDEX IF NOT EXISTS couchmate_memories_expires
+                ON couchmate_memories (expires_at) WHERE expires_at IS NOT NULL;
+            INSERT INTO couchmate_meta (key, value) VALUES ('dim', '{dim}')
+                ON CONFLICT (key) DO NOTHING;
+            """,
+        ),
+    ]
+
+
+# --- text for full-text search ---------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+def lexical_terms(text: str) -> list[str]:
+    """Words, with CJK runs split into character bigrams (CJK has no spaces between words)."""
+    out: list[str] = []
+    for word in _WORD.findall(text.lower()):
+        pos = 0
+        for m in _CJK.finditer(word):
+            if m.start() > pos:
+                out.append(word[pos : m.start()])
+            run = m.group()
+            out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+            pos = m.end()
+        if pos < len(word):
+            out.append(word[pos:])
+    return out
+
+
+def _vec_literal(v: np.ndarray) -> str:
+    return "[" + ",".join(map(str, np.asarray(v, dtype=np.float32).tolist())) + "]"
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+_COLUMNS = "id, user_id, kind, text, topics, t, importance, provenance, retention, expires_at, data"
+
+
+def _row_to_memory(row: tuple[Any, ...]) -> Memory:
+    mid, user_id, kind, text, topics, t, imp, prov, retention, expires_at, data = row
+    return Memory(
+        user_id=user_id,
+        kind=kind,
+        text=text,
+        topics=list(topics),
+        t=float(t),
+        importance=float(imp),
+        provenance=dict(prov),
+        retention=retention,
+        expires_at=None if expires_at is None else float(expires_at),
+        data=dict(data),
+        id=mid,
+    )
+
+
+class PostgresStore(MemoryStore):
+    """Memories in PostgreSQL with pgvector. `url` is a libpq URL (postgresql://user@host/db).
+
+    `dim` is the embedding dimension (384 for all-MiniLM-L6-v2); a database created for one
+    dimension refuses another. Up to `pool_size` connections serve worker threads.
+    """
+
+    def __init__(self, url: str, *, dim: int = 384, pool_size: int = 4, connect_timeout: int = 5):
+        if not url:
+            raise MemoryStoreError(
+                "no PostgreSQL URL configured",
+                hint="set memory.url (e.g. postgresql://user@localhost/couchmate) or pass --url",
+            )
+        self.url = url
+        self.dim = int(dim)
+        self._connect_timeout = connect_timeout
+        self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
+        self._sem = threading.BoundedSemaphore(pool_size)
+        self._closed = False
+        with self._conn() as conn:
+            self._migrate(conn)
+
+    # --- connections ---------------------------------------------------------------------
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, connect_timeout=self._connect_timeout, autocommit=True)
+        except psycopg.Error as e:
+            host = urlsplit(self.url).hostname or "the local socket"
+            raise MemoryStoreError(
+                f"cannot connect to PostgreSQL at {redact_url(self.url)}: "
+                f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
+                hint=f"is PostgreSQL running at {host}? check memory.url (or --url)",
+                retryable=True,
+            ) from e
+        return conn
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        """Borrow a connection for one transaction; commit on success, roll back on error."""
+        import psycopg
+
+        if self._closed:
+            raise MemoryStoreError("the PostgreSQL store is closed")
+        self._sem.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._pool.get_nowait()
+                if conn.closed or conn.broken:
+                    conn = self._connect()
+            except queue.Empty:
+                conn = self._connect()
+            try:
+                with conn.transaction():
+                    yield conn
+            except psycopg.OperationalError as e:
+                conn.close()
+                raise MemoryStoreError(
+                    f"lost the PostgreSQL connection ({redact_url(self.url)}): {e}",
+                    hint="is PostgreSQL still running? the call can be retried",
+                    retryable=True,
+                ) from e
+            except psycopg.Error as e:
+                raise MemoryStoreError(f"PostgreSQL error: {e}") from e
+        finally:
+            if conn is not None and not conn.closed and not self._closed:
+                self._pool.put(conn)
+            elif conn is not None:
+                conn.close()
+            self._sem.release()
+
+    def _migrate(self, conn: Any) -> None:
+        import psycopg
+
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.Error as e:
+            raise MemoryStoreError(
+                f"pgvector is not available in {redact_url(self.url)}: {e}",
+                hint="install the pgvector extension on the server, or have an admin run "
+                "CREATE EXTENSION vector in this database",
+            ) from e
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS couchmate_schema ("
+            " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT max(version) FROM couchmate_schema").fetchone()
+        current = row[0] or 0
+        if current > SCHEMA_VERSION:
+            raise MemoryStoreError(
+                f"the database schema is version {current}; this couchmate knows {SCHEMA_VERSION}",
+                hint="upgrade couchmate before using this database",
+            )
+        for version, sql in _migrations(self.dim):
+            if version > current:
+                conn.execute(sql)
+                conn.execute("INSERT INTO couchmate_schema (version) VALUES (%s)", (version,))
+                log.info("memory schema migrated to version %d", version)
+        dim = conn.execute("SELECT value FROM couchmate_meta WHERE key = 'dim'").fetchone()
+        if dim and int(dim[0]) != self.dim:
+            raise MemoryStoreError(
+                f"this database stores {dim[0]}-dimensional embeddings, the embedder makes "
+                f"{self.dim}",
+                hint="use the embedding model the database was built with, or export the "
+                "memories and import them into a fresh database (they are re-embedded)",
+            )
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                break
+
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            return int(conn.execute("SELECT max(version) FROM couchmate_schema").fetchone()[0])
+
+    # --- writes --------------------------------------------------------------------------
+    def _check_vectors(self, vectors: np.ndarray, n: int) -> np.ndarray:
+        v = np.asarray(vectors, dtype=np.float32)
+        if v.ndim == 1:
+            v = v.reshape(1, -1)
+        if v.shape != (n, self.dim):
+            raise MemoryStoreError(
+                f"expected {n} vectors of dimension {self.dim}, got shape {tuple(v.shape)}"
+            )
+        return v
+
+    def add(self, memories: Sequence[Memory], vectors: np.ndarray) -> list[str]:
+        """Insert memories; a memory whose id this user already has replaces it."""
+        if not memories:
+            return []
+        vecs = self._check_vectors(vectors, len(memories))
+        rows = []
+        ids = []
+        for m, v in zip(memories, vecs, strict=True):
+            if not m.user_id:
+                raise MemoryStoreError("a memory without a user id cannot be stored")
+            mid = m.id or uuid.uuid4().hex
+            ids.append(mid)
+            rows.append((*self._params(m, mid), _vec_literal(v)))
+        with self._conn() as conn, conn.cursor() as cur:
+            cur.executemany(
+                f"""INSERT INTO couchmate_memories ({_COLUMNS}, tsv, embedding)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                            to_tsvector('{_TS_CONFIG}', %s), %s::vector)
+                    ON CONFLICT (user_id, id) DO UPDATE SET
+                      kind = EXCLUDED.kind, text = EXCLUDED.text, topics = EXCLUDED.topics,
+                      t = EXCLUDED.t, importance = EXCLUDED.importance,
+                      provenance = EXCLUDED.provenance, retention = EXCLUDED.retention,
+                      expires_at = EXCLUDED.expires_at, data = EXCLUDED.data,
+                      tsv = EXCLUDED.tsv, embedding = EXCLUDED.embedding""",
+                rows,
+            )
+        return ids
+
+    @staticmethod
+    def _params(m: Memory, mid: str) -> tuple[Any, ...]:
+        return (
+            mid,
+            m.user_id,
+            m.kind,
+            m.text,
+            list(m.topics),
+            float(m.t),
+            float(m.importance),
+            json.dumps(m.provenance, default=str),
+            m.retention,
+            m.expires_at,
+            json.dumps(m.data, default=str),
+            " ".join(lexical_terms(m.text)),
+        )
+
+    def update(
+        self,
+        user_id: str,
+        memory_id: str,
+        memory: Memory,
+        vector: np.ndarray | None = None,
+    ) -> None:
+        if memory.user_id and memory.user_id != user_id:
+            raise MemoryStoreError("a memory cannot be moved to another user by update()")
+        p = self._params(memory, memory_id)
+        sets = (
+            "kind = %s, text = %s, topics = %s, t = %s, importance = %s, provenance = %s, "
+            f"retention = %s, expires_at = %s, data = %s, tsv = to_tsvector('{_TS_CONFIG}', %s)"
+        )
+        params: list[Any] = [*p[2:]]
+        if vector is not None:
+            sets += ", embedding = %s::vector"
+            params.append(_vec_literal(self._check_vectors(vector, 1)[0]))
+        with self._conn() as conn:
+            cur = conn.execute(
+                f"UPDATE couchmate_memories SET {sets} WHERE user_id = %s AND id = %s",
+                (*params, user_id, memory_id),
+            )
+            if cur.rowcount == 0:
+                raise MemoryStoreError(f"no memory {memory_id!r} for user {user_id!r}")
+
+    def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        with self._conn() as conn:
+            cur = conn.execute(
+                "DELETE FROM couchmate_memories WHERE user_id = %s AND id = ANY(%s)",
+                (user_id, list(ids)),
+            )
+            return cur.rowcount
+
+    def purge_expired(self, now: float) -> int:
+        with self._conn() as conn:
+            cur = conn.execute(
+                "DELETE FROM couchmate_memories WHERE expires_at IS NOT NULL AND expires_at <= %s",
+                (float(now),),
+            )
+            return cur.rowcount
+
+    # --- reads ---------------------------------------------------------------------------
+    def get(self, user_id: str, ids: Sequence[str]) -> list[Memory]:
+        if not ids:
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM couchmate_memories WHERE user_id = %s AND id = ANY(%s)",
+                (user_id, list(ids)),
+            ).fetchall()
+        by_id = {r[0]: _row_to_memory(r) for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def vectors(self, user_id: str, ids: Sequence[str]) -> np.ndarray:
+        """The stored embeddings of these memories of this user, in the order asked."""
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT id, embedding::text FROM couchmate_memories "
+                "WHERE user_id = %s AND id = ANY(%s)",
+                (user_id, list(ids)),
+            ).fetchall()
+        by_id = {r[0]: np.array(json.loads(r[1]), dtype=np.float32) for r in rows}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise MemoryStoreError(f"no memory {missing[0]!r} for user {user_id!r}")
+        return np.stack([by_id[i] for i in ids])
+
+    def list(
+        self,
+        user_id: str,
+        *,
+        kind: MemoryKind | None = None,
+        topic: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Memory]:
+        where = ["user_id = %s"]
+        params: list[Any] = [user_id]
+        if kind is not None:
+            where.append("kind = %s")
+            params.append(kind)
+        if topic is not None:
+            where.append("topics @> ARRAY[%s]::text[]")
+            params.append(topic)
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM couchmate_memories WHERE {' AND '.join(where)} "
+                "ORDER BY t DESC, id LIMIT %s OFFSET %s",
+                (*params, int(limit), int(offset)),
+            ).fetchall()
+        return [_row_to_memory(r) for r in rows]
+
+    def count(self, user_id: str) -> int:
+        with self._conn() as conn:
+            return int(
+                conn.execute(
+                    "SELECT count(*) FROM couchmate_memories WHERE user_id = %s", (user_id,)
+                ).fetchone()[0]
+            )
+
+    def topics(self, user_id: str) -> dict[str, int]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT topic, count(*) FROM couchmate_memories, unnest(topics) AS topic "
+                "WHERE user_id = %s GROUP BY topic ORDER BY count(*) DESC, topic",
+                (user_id,),
+            ).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def users(self) -> list[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT user_id FROM couchmate_memories ORDER BY user_id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    # --- retrieval primitives ------------------------------------------------------------
+    @staticmethod
+    def _kinds_clause(kinds: Sequence[MemoryKind] | None, params: list[Any]) -> str:
+        if not kinds:
+            return ""
+        params.append(list(kinds))
+        return " AND kind = ANY(%s)"
+
+    def dense_search(
+        self,
+        user_id: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        kinds: Sequence[MemoryKind] | None = None,
+    ) -> Scored:
+        if k <= 0:
+            return []
+        q = _vec_literal(self._check_vectors(vector, 1)[0])
+        params: list[Any] = [q, user_id]
+        kind_sql = self._kinds_clause(kinds, params)
+        params += [q, int(k)]
+        with self._conn() as conn:
+            # The HNSW index is shared by all users; iterative scans keep walking the graph
+            # until k rows of *this* user pass the filter (pgvector >= 0.8).
+            conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * int(k))}")
+            rows = conn.execute(
+                "SELECT id, 1 - (embedding <=> %s::vector) FROM couchmate_memories "
+                f"WHERE user_id = %s{kind_sql} ORDER BY embedding <=> %s::vector LIMIT %s",
+                params,
+            ).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def lexical_search(
+        self,
+        user_id: str,
+        text: str,
+        k: int,
+        *,
+        kinds: Sequence[MemoryKind] | None = None,
+    ) -> Scored:
+        terms = lexical_terms(text)
+        if not terms or k <= 0:
+            return []
+        # Any term may match (OR), like BM25; ts_rank_cd rewards several close matches.
+        query = " | ".join(dict.fromkeys(terms))
+        params: list[Any] = [query, user_id]
+        kind_sql = self._kinds_clause(kinds, params)
+        params.append(int(k))
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"""SELECT id, ts_rank_cd(tsv, q, 1) AS score
+                    FROM couchmate_memories, to_tsquery('{_TS_CONFIG}', %s) AS q
+                    WHERE user_id = %s AND tsv @@ q{kind_sql}
+                    ORDER BY score DESC, t DESC LIMIT %s""",
+                params,
+            ).fetchall()
+        return [(r[0], float(r[1])) for r in rows]
+
+    def topic_members(self, user_id: str, topics: Sequence[str], limit: int) -> Scored:
+        if not topics or limit <= 0:
+            return []
+        wanted = list(dict.fromkeys(topics))
+        with self._conn() as conn:
+            rows = conn.execute(
+                """SELECT id, (SELECT count(*) FROM unnest(topics) x WHERE x = ANY(%s)) AS n
+                   FROM couchmate_memories
+                   WHERE user_id = %s AND topics && %s::text[]
+                   ORDER BY n DESC, t DESC LIMIT %s""",
+                (wanted, user_id, wanted, int(limit)),
+            ).fetchall()
+        return [(r[0], float(r[1])) for r in rows]

@@ -1,0 +1,112 @@
+"""ChatBackend against a real llama.cpp server process (tiny random-weight GGUF)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from couchmate.errors import BudgetExceeded, ModelError
+from couchmate.models.prompt import Prompt
+from tests.models.support import make_backend
+
+pytestmark = pytest.mark.server
+
+MARKS = ["call", "prepared", "request_sent", "response_start", "first_token", "done"]
+
+
+def test_streamed_reply_has_deltas_and_ordered_timing(llama_server):
+    async def main():
+        backend = make_backend(llama_server.base_url, max_tokens=12)
+        async with backend.stream(
+            Prompt(system="You are Sunny.", user="nice shot!"), budget_s=10.0
+        ) as reply:
+            deltas = [d async for d in reply]
+        assert len(deltas) >= 2 and all(deltas)
+        assert "".join(deltas) == reply.text
+        # The random model (almost) never emits its end token, so max_tokens stops it.
+        assert reply.finish_reason == "length" and len(deltas) <= 12
+        times = [reply.timing.get(m) for m in MARKS]
+        assert None not in times and times == sorted(times), reply.timing.marks
+        assert 0 < reply.ttft_s < 10.0
+        snap = backend.health.snapshot()
+        assert snap.calls == 1 and snap.ttft_ewma_s == pytest.approx(reply.ttft_s)
+        await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_whole_reply_honours_max_tokens(llama_server):
+    async def main():
+        backend = make_backend(llama_server.base_url)
+        for n in (3, 9):
+            c = await backend.complete(Prompt(user="tell me about the boss"), max_tokens=n)
+            assert c.completion_tokens == n and c.finish_reason == "length"
+            assert c.text and c.attempts == 1
+        await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_images_are_accepted_by_a_text_only_llama_server(llama_server):
+    # llama-cpp-python's chat template for a text-only model keeps the text parts and drops
+    # image parts: the request succeeds. (A server that refuses images answers 400, which
+    # the client reports as a final, non-retryable ModelError; see test_faults.)
+    async def main():
+        backend = make_backend(llama_server.base_url, max_images=4)
+        frames = [np.full((720, 1280, 3), 40 * i, np.uint8) for i in range(6)]
+        c = await backend.complete(Prompt(user="what do you see?", images=frames), max_tokens=4)
+        assert c.images == 4 and c.completion_tokens == 4
+        assert c.prompt_tokens is not None and c.prompt_tokens < 100  # images were not text
+        await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_budget_smaller_than_prompt_time_fails_fast_and_server_recovers(llama_server):
+    async def main():
+        backend = make_backend(llama_server.base_url)
+        # ~420 prompt tokens take the 1-thread server well over 0.15 s to read.
+        long_context = " ".join(["the boss is behind the door on the left"] * 45)
+        t0 = time.monotonic()
+        with pytest.raises(BudgetExceeded):
+            async with backend.stream(Prompt(context=long_context, user="hi"), budget_s=0.15) as r:
+                async for _ in r:
+                    pass
+        assert time.monotonic() - t0 < 0.15 + 0.25
+        # The abandoned request does not wedge the server: the next call answers.
+        c = await backend.complete(Prompt(user="still there?"), max_tokens=3, budget_s=20.0)
+        assert c.completion_tokens == 3
+        await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_prompt_over_the_context_is_a_final_error(llama_server):
+    async def main():
+        backend = make_backend(llama_server.base_url)
+        too_long = Prompt(user=" ".join(["the boss"] * 400))  # 800 tokens > n_ctx 512
+        with pytest.raises(ModelError) as info:
+            await backend.complete(too_long, budget_s=10.0)
+        assert info.value.status == 400 and not info.value.retryable
+        assert "context" in info.value.message
+        # Streamed, llama-cpp-python answers 200 and then closes the stream with no event.
+        with pytest.raises(ModelError) as info:
+            async with backend.stream(too_long, budget_s=10.0) as reply:
+                async for _ in reply:
+                    pass
+        assert not info.value.retryable and "context" in info.value.hint
+        await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_models_lists_the_served_model(llama_server):
+    async def main():
+        backend = make_backend(llama_server.base_url)
+        assert await backend.models() == ["tiny"]
+        await backend.aclose()
+
+    asyncio.run(main())

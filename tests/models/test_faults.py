@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from couchmate.errors import BackendUnavailable, BudgetExceeded, ModelError, StreamCut
+from couchmate.models.embeddings import EmbeddingBackend
 from couchmate.models.health import BreakerState, HealthOptions
 from couchmate.models.local_server import free_port
 from couchmate.models.prompt import Prompt
@@ -310,5 +311,28 @@ def test_session_goes_on_after_every_kind_of_fault():
                 assert await _stream_all(backend) == "still here"
             assert backend.health.snapshot().error_rate == pytest.approx(0.5)
             await backend.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("body", "hint_part"),
+    [
+        # llama.cpp without pooling: one vector per token (the shape its server really sends).
+        ('{"data": [{"index": 0, "embedding": [[0.1, 0.2], [0.3, 0.4]]}]}', "pooling"),
+        ('{"data": []}', "OpenAI-compatible"),
+        ('{"data": [{"index": 0, "embedding": "AAAA"}]}', "OpenAI-compatible"),
+    ],
+    ids=["per-token", "missing", "not-numbers"],
+)
+def test_embedding_garbage_is_a_final_model_error(body, hint_part):
+    async def main():
+        async with ScriptedServer(default=Garbage(body)) as srv:
+            emb = EmbeddingBackend(srv.base_url, "e")
+            with pytest.raises(ModelError) as info:
+                await emb.embed(["hi"], budget_s=BUDGET)
+            assert not info.value.retryable and hint_part in info.value.hint
+            assert len(srv.requests) == 1
+            await emb.aclose()
 
     asyncio.run(main())

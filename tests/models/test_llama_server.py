@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from couchmate.errors import BudgetExceeded, ModelError
+from couchmate.models.embeddings import EmbeddingBackend
 from couchmate.models.prompt import Prompt
+from couchmate.models.retry import NO_RETRY
 from tests.models.support import make_backend
 
 pytestmark = pytest.mark.server
@@ -108,5 +110,24 @@ def test_models_lists_the_served_model(llama_server):
         backend = make_backend(llama_server.base_url)
         assert await backend.models() == ["tiny"]
         await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_embeddings_from_a_real_server(llama_embed_server, llama_server):
+    async def main():
+        emb = EmbeddingBackend(llama_embed_server.base_url, "tiny-embed")
+        v = await emb.embed(["hello there", "boss fight", "hello there"])
+        assert v.shape == (3, 64) and v.dtype == np.float32
+        np.testing.assert_allclose(v[0], v[2], atol=1e-5)  # batch position: float noise
+        assert not np.allclose(v[0], v[1])
+        await emb.aclose()
+
+        # The chat server was not started for embeddings: it answers 500, and we say so.
+        chat_only = EmbeddingBackend(llama_server.base_url, "tiny", retry=NO_RETRY)
+        with pytest.raises(ModelError) as info:
+            await chat_only.embed(["hi"])
+        assert info.value.status == 500 and "embedding=True" in info.value.message
+        await chat_only.aclose()
 
     asyncio.run(main())

@@ -75,7 +75,7 @@ def make_openai_client(base_url: str, api_key: str, timeout_s: float) -> openai.
 
 @dataclass(slots=True)
 class Completion:
-    """A finished reply. `timing` has the same marks as a stream's."""
+    """A finished reply. Marks: call, prepared, request_sent, (first_token,) done."""
 
     text: str
     finish_reason: str | None
@@ -88,7 +88,13 @@ class Completion:
 
     @property
     def ttft_s(self) -> float | None:
+        """Streamed replies only (a whole reply has no first-token mark)."""
         ms = self.timing.span_ms("call", "first_token")
+        return None if ms is None else ms / 1000.0
+
+    @property
+    def duration_s(self) -> float | None:
+        ms = self.timing.span_ms("call", "done")
         return None if ms is None else ms / 1000.0
 
 
@@ -188,18 +194,16 @@ class ChatBackend:
                 on_timeout=lambda: self._timeout_error(budget, "reply"),
                 map_exc=self._map,
             )
-            t_done = timing.mark("first_token")
-            timing.mark("done", t_done)
+            timing.mark("done")
             text, finish, usage = self._parse_completion(resp)
         except ModelError as e:
-            if isinstance(e, BudgetExceeded):
-                self.health.record_ttft_at_least(budget)
             self.health.record_failure(permit, e)
             raise
         except BaseException:
             self.health.release(permit)
             raise
-        self.health.record_ttft(t_done - start)
+        # No TTFT sample: a whole reply's time is not a time to first token, and the router
+        # plans with the streamed figure.
         self.health.record_success(permit)
         return Completion(
             text=text,

@@ -278,14 +278,19 @@ def test_cancelling_the_consumer_task_closes_the_http_stream():
     asyncio.run(main())
 
 
-def test_request_carries_at_most_max_images_as_jpeg_parts():
+def test_request_carries_options_and_at_most_max_images_as_jpeg_parts():
     async def main():
         frames = [np.full((720, 1280, 3), i * 10, np.uint8) for i in range(7)]
         async with ScriptedServer() as srv:
             backend = make_backend(srv.base_url, max_images=3)
-            c = await backend.complete(Prompt(user="look", images=frames), budget_s=2.0)
+            c = await backend.complete(
+                Prompt(user="look", images=frames), budget_s=2.0, temperature=0.2, stop=["\n"]
+            )
             assert c.images == 3
-            parts = srv.chat_requests()[0].body["messages"][-1]["content"]
+            body = srv.chat_requests()[0].body
+            assert body["model"] == "tiny" and body["max_tokens"] == 16
+            assert body["temperature"] == 0.2 and body["stop"] == ["\n"]
+            parts = body["messages"][-1]["content"]
             urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
             assert len(urls) == 3 and all(u.startswith("data:image/jpeg;base64,") for u in urls)
             await backend.aclose()

@@ -47,6 +47,8 @@ def test_whole_reply_honours_max_tokens(llama_server):
             c = await backend.complete(Prompt(user="tell me about the boss"), max_tokens=n)
             assert c.completion_tokens == n and c.finish_reason == "length"
             assert c.text and c.attempts == 1
+        streamed = await backend.stream(Prompt(user="and now?"), max_tokens=5).collect()
+        assert streamed.finish_reason == "length" and streamed.text and streamed.ttft_s > 0
         await backend.aclose()
 
     asyncio.run(main())

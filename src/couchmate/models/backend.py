@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -105,7 +106,7 @@ class CallOptions:
     budget_s: float | None = None
     max_tokens: int | None = None
     temperature: float | None = None
-    stop: list[str] = field(default_factory=list)
+    stop: Sequence[str] = ()
 
 
 class ChatBackend:
@@ -151,9 +152,10 @@ class ChatBackend:
         budget_s: float | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> ChatStream:
         """Start a streamed reply; the budget clock starts now. Use with `async with`."""
-        return ChatStream(self, prompt, CallOptions(budget_s, max_tokens, temperature))
+        return ChatStream(self, prompt, CallOptions(budget_s, max_tokens, temperature, stop))
 
     async def complete(
         self,
@@ -162,9 +164,10 @@ class ChatBackend:
         budget_s: float | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Completion:
         """A whole reply in one non-streamed response; `budget_s` bounds all of it."""
-        opts = CallOptions(budget_s, max_tokens, temperature)
+        opts = CallOptions(budget_s, max_tokens, temperature, stop)
         timing = Timing()
         start = timing.mark("call")
         budget = opts.budget_s or self.role.timeout_s
@@ -242,7 +245,7 @@ class ChatBackend:
         if opts.temperature is not None:
             args["temperature"] = opts.temperature
         if opts.stop:
-            args["stop"] = opts.stop
+            args["stop"] = list(opts.stop)
         return args
 
     def _map(self, e: BaseException) -> ModelError:

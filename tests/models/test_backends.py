@@ -10,6 +10,7 @@ from couchmate.config import ModelRole, ModelSettings, Settings
 from couchmate.errors import ConfigError
 from couchmate.models.backend import NO_KEY, ChatBackend
 from couchmate.models.backends import Backends
+from couchmate.models.presets import PRESETS
 
 
 def test_local_preset_and_a_disabled_role():
@@ -47,3 +48,15 @@ def test_role_without_server_is_refused_clearly():
     with pytest.raises(ConfigError) as info:
         ChatBackend("fast", ModelRole(model="x"))
     assert "models.fast" in info.value.message and "preset" in info.value.hint
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_a_backend(name, monkeypatch):
+    preset = PRESETS[name]
+    if preset.api_key_env:
+        monkeypatch.setenv(preset.api_key_env, "k")
+    backend = ChatBackend("fast", ModelRole(preset=name))
+    assert backend.base_url == preset.base_url and backend.model == preset.example_model
+    # Nothing leaves the machine unless the user picked a cloud preset (which needs a key).
+    assert backend.role.remote == bool(preset.api_key_env)
+    asyncio.run(backend.aclose())

@@ -20,6 +20,7 @@ PRESETS: dict[str, Preset] = {
     "vllm": Preset("http://localhost:8000/v1", "", "Qwen/Qwen2.5-VL-7B-Instruct", "local GPU"),
     "llamacpp": Preset("http://localhost:8080/v1", "", "local", "llama.cpp server"),
     "lmstudio": Preset("http://localhost:1234/v1", "", "qwen2.5-vl-7b-instruct", "local"),
+    "sglang": Preset("http://localhost:30000/v1", "", "Qwen/Qwen2.5-VL-7B-Instruct", "local GPU"),
     "openai": Preset("https://api.openai.com/v1", "OPENAI_API_KEY", "gpt-4o-mini", "cloud"),
     "gemini": Preset(
         "https://generativelanguage.googleapis.com/v1beta/openai/",

@@ -8,8 +8,9 @@ import pytest
 
 from couchmate.config import ModelRole, ModelSettings, Settings
 from couchmate.errors import ConfigError
-from couchmate.models.backend import NO_KEY, ChatBackend
+from couchmate.models.backend import ChatBackend
 from couchmate.models.backends import Backends
+from couchmate.models.client import NO_KEY
 from couchmate.models.presets import PRESETS
 
 

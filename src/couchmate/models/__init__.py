@@ -17,8 +17,8 @@ from typing import Any
 _EXPORTS = {
     "Backends": "couchmate.models.backends",
     "ChatBackend": "couchmate.models.backend",
-    "ChatStream": "couchmate.models.backend",
-    "Completion": "couchmate.models.backend",
+    "ChatStream": "couchmate.models.stream",
+    "Completion": "couchmate.models.call",
     "EmbeddingBackend": "couchmate.models.embeddings",
     "BackendHealth": "couchmate.models.health",
     "BreakerState": "couchmate.models.health",

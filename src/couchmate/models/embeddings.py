@@ -10,7 +10,7 @@ import numpy as np
 
 from couchmate.config import MemorySettings
 from couchmate.errors import ConfigError, ModelError
-from couchmate.models.backend import make_openai_client, resolve_api_key
+from couchmate.models.client import make_openai_client, resolve_api_key
 from couchmate.models.failures import invalid_response, map_error
 from couchmate.models.health import BackendHealth, HealthOptions
 from couchmate.models.retry import RetryPolicy, call_with_retries

@@ -6,7 +6,6 @@ import json
 import zipfile
 from dataclasses import asdict
 
-import psycopg
 import pytest
 
 from couchmate import config
@@ -31,13 +30,8 @@ MODEL = "all-MiniLM-L6-v2"
 
 @pytest.fixture
 def second_url(pg_server):
-    name = "t_second"
-    with psycopg.connect(pg_server.url, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        c.execute(f"CREATE DATABASE {name}")
-    yield pg_server.database_url(name)
-    with psycopg.connect(pg_server.url, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    yield pg_server.create_database("t_second")
+    pg_server.drop_database("t_second")
 
 
 ANA = [

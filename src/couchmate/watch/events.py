@@ -1,0 +1,158 @@
+"""Events from game state: the profile's rules applied to committed field changes.
+
+The reader only commits confirmed values, so a rule sees each real change once. A rule
+says which field, what kind of change (drop, rise, crosses_below, crosses_above, becomes,
+change), optional guards on other fields, a salience (base + scale × magnitude, clamped
+to [0, 1]) and a cooldown. Several rules of one event kind firing on the same update
+(health and armor both rising from a megasphere) become one event.
+
+`make_event` builds the events other stages make (scene_change, idle from the keyframe
+gate) with the profile's salience for them, so every event looks the same downstream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from couchmate.types import Event, GameState, Timing
+from couchmate.watch.profile import Profile, RuleSpec
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v)
+
+
+# Each kind: (rule, before, after) → magnitude when the rule fires, else None.
+def _drop(r: RuleSpec, a: Any, b: Any) -> float | None:
+    x, y = _num(a), _num(b)
+    return x - y if x is not None and y is not None and x - y >= max(r.min_delta, 1e-9) else None
+
+
+def _rise(r: RuleSpec, a: Any, b: Any) -> float | None:
+    x, y = _num(a), _num(b)
+    return y - x if x is not None and y is not None and y - x >= max(r.min_delta, 1e-9) else None
+
+
+def _crosses_below(r: RuleSpec, a: Any, b: Any) -> float | None:
+    x, y, t = _num(a), _num(b), r.threshold
+    return t - y if x is not None and y is not None and t is not None and x >= t > y else None
+
+
+def _crosses_above(r: RuleSpec, a: Any, b: Any) -> float | None:
+    x, y, t = _num(a), _num(b), r.threshold
+    return y - t if x is not None and y is not None and t is not None and x <= t < y else None
+
+
+def _becomes(r: RuleSpec, a: Any, b: Any) -> float | None:
+    return 1.0 if b == r.value and a != r.value else None
+
+
+def _change(r: RuleSpec, a: Any, b: Any) -> float | None:
+    if a == b:
+        return None
+    x, y = _num(a), _num(b)
+    return abs(y - x) if x is not None and y is not None else 1.0
+
+
+RULE_KINDS: dict[str, Callable[[RuleSpec, Any, Any], float | None]] = {
+    "drop": _drop,
+    "rise": _rise,
+    "crosses_below": _crosses_below,
+    "crosses_above": _crosses_above,
+    "becomes": _becomes,
+    "change": _change,
+}
+
+
+def clamp01(x: float) -> float:
+    return 0.0 if math.isnan(x) else min(1.0, max(0.0, x))
+
+
+def make_event(
+    kind: str,
+    t: float,
+    salience: float | None = None,
+    data: dict[str, Any] | None = None,
+    *,
+    profile: Profile | None = None,
+    game: str = "",
+    timing: Timing | None = None,
+    frame_index: int = 0,
+) -> Event:
+    """An event as every stage makes them; salience defaults to the profile's for `kind`."""
+    if salience is None:
+        salience = profile.salience(kind) if profile is not None else 0.3
+    timing = timing.copy() if timing is not None else Timing()
+    timing.mark("evented")
+    return Event(
+        kind=kind,
+        t=t,
+        salience=clamp01(salience),
+        data=dict(data or {}),
+        game=game or (profile.name if profile is not None else ""),
+        timing=timing,
+        frame_index=frame_index,
+    )
+
+
+class EventEngine:
+    """Applies one profile's rules to successive game states."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self._prev: dict[str, Any] = {}
+        self._last_fired: dict[str, float] = {}
+
+    def reset(self) -> None:
+        self._prev.clear()
+        self._last_fired.clear()
+
+    def update(self, state: GameState) -> list[Event]:
+        cur = {**self._prev, **state.values()}
+        prev = self._prev
+        self._prev = cur
+        if not prev:
+            return []
+        fired: dict[str, Event] = {}
+        for rname, rule in self.profile.rules.items():
+            a, b = prev.get(rule.field), cur.get(rule.field)
+            if a is None or b is None or a == b:
+                continue
+            magnitude = RULE_KINDS[rule.kind](rule, a, b)
+            if magnitude is None or not self._guards_hold(rule, prev, cur):
+                continue
+            last = self._last_fired.get(rname)
+            if last is not None and state.t - last < rule.cooldown_s:
+                continue
+            self._last_fired[rname] = state.t
+            sal = clamp01(rule.salience.base + rule.salience.scale * magnitude)
+            data = {"field": rule.field, "from": a, "to": b, "rule": rname}
+            if _num(a) is not None and _num(b) is not None:
+                data["delta"] = b - a
+            ev = fired.get(rule.event)
+            if ev is None:
+                fired[rule.event] = make_event(
+                    rule.event,
+                    state.t,
+                    sal,
+                    data,
+                    profile=self.profile,
+                    timing=state.timing,
+                    frame_index=state.frame_index,
+                )
+            else:  # one event per kind per update; keep every field's change
+                ev.salience = max(ev.salience, sal)
+                ev.data.setdefault("also", []).append(data)
+        return list(fired.values())
+
+    @staticmethod
+    def _guards_hold(rule: RuleSpec, prev: dict[str, Any], cur: dict[str, Any]) -> bool:
+        for fname, (lo, hi) in rule.guard.items():
+            for v in (_num(prev.get(fname)), _num(cur.get(fname))):
+                if v is None or not lo <= v <= hi:
+                    return False
+        return True

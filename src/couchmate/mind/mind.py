@@ -1,0 +1,487 @@
+"""The Mind: game updates and player messages in, well-timed in-character lines out.
+
+    mind = Mind.from_settings(settings, backends=Backends.from_settings(settings))
+    lines = mind.on_update(state, events, clip)          # sync, sub-millisecond: reflex lines
+    async for line in mind.on_player_message("how do I beat this boss?"):
+        ...                                              # pieces of the answer as they come
+    await mind.run_voice(speaker_say)                    # one line at a time, cuts, staleness
+
+Every line goes through the director's queue; `next_line()` / `wait_line()` hand out the
+one to play now and `line_done()` frees the voice. When a line pre-empts the playing one,
+`on_cut(line)` is called (run_voice cancels the playing task itself). Model calls run in
+tasks the Mind owns and cancels in `aclose()`; nothing here blocks the event loop.
+
+Timings on each line: the event's marks (evented defaults to when the mind got it),
+decided (the router chose the path), first_token (model: first streamed token; reflex:
+when the line's text was ready). The voice marks first_audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from couchmate.config import Settings
+from couchmate.errors import ModelError
+from couchmate.mind.dialogue import Conversation, StreamingBackend, stream_reply, task_for
+from couchmate.mind.director import Director, DirectorPolicy
+from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory
+from couchmate.mind.moments import Moment, moment_from_event
+from couchmate.mind.persona import Persona, PersonaBook, load_persona
+from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits
+from couchmate.mind.reflex import Reflex, slot_values
+from couchmate.mind.router import (
+    BackendView,
+    Decision,
+    ModelPath,
+    Router,
+    RouterPolicy,
+    question_difficulty,
+)
+from couchmate.types import Event, Frame, GameState, Line, now
+
+log = logging.getLogger(__name__)
+
+SCENE_KINDS = ("scene_change", "level_change")
+
+
+class ModelBackend(StreamingBackend, Protocol):
+    """A model role as the mind needs it (couchmate.models.backend.ChatBackend fits)."""
+
+    role: Any  # .max_images
+    health: Any  # .snapshot() -> HealthSnapshot, .expected_ttft_s() -> float
+
+
+class ClipLike(Protocol):
+    def clip(self, seconds: float | None = None, max_frames: int | None = None) -> list[Frame]: ...
+
+
+class Mind:
+    def __init__(
+        self,
+        persona: Persona,
+        *,
+        lang: str = "en",
+        user: Identity | None = None,
+        talkativeness: int = 2,
+        do_not_disturb: bool = False,
+        spoilers: bool = False,
+        backends: Any = None,
+        memory: MemorySlot | None = None,
+        clock: Callable[[], float] = now,
+        seed: int = 0,
+        router_policy: RouterPolicy | None = None,
+        director_policy: DirectorPolicy | None = None,
+        prompt_limits: PromptLimits | None = None,
+        memory_tokens: int = 300,
+        memory_timeout_s: float = 0.15,
+        max_tokens: int = 80,
+        on_cut: Callable[[Line], None] | None = None,
+    ):
+        self.persona = persona
+        self.lang = persona.lang(lang)
+        self.user = user or Identity()
+        self.clock = clock
+        self.backends: dict[str, ModelBackend] = _backend_map(backends)
+        self.memory: MemorySlot = memory or NoMemory()
+        self.reflex = Reflex(persona, seed=seed)
+        self.router = Router(router_policy or RouterPolicy())
+        self.director = Director(
+            talkativeness=talkativeness,
+            do_not_disturb=do_not_disturb,
+            clock=clock,
+            policy=director_policy or DirectorPolicy(),
+        )
+        self.prompts = PromptBuilder(
+            persona, lang=self.lang, user=self.user, spoilers=spoilers, limits=prompt_limits
+        )
+        self.conversation = Conversation()
+        self.memory_tokens = memory_tokens
+        self.memory_timeout_s = memory_timeout_s
+        self.max_tokens = max_tokens
+        self.on_cut = on_cut
+        self.state: GameState | None = None
+        self.screen_text: str | Sequence[str] = ""
+        self.clip: ClipLike | Sequence[Frame] | None = None
+        self.recent: deque[Event] = deque(maxlen=16)
+        self.decisions: deque[tuple[Moment, Decision]] = deque(maxlen=256)
+        self.model_errors: deque[str] = deque(maxlen=32)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ready = asyncio.Event()
+        self._playing: asyncio.Task[Any] | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        backends: Any = None,
+        memory: MemorySlot | None = None,
+        book: PersonaBook | None = None,
+        **kwargs: Any,
+    ) -> Mind:
+        p = settings.persona
+        persona = book.get(p.name) if book is not None else load_persona(p.name)
+        return cls(
+            persona,
+            lang=p.language or settings.user.language,
+            user=Identity(settings.user.id, settings.user.name),
+            talkativeness=p.talkativeness,
+            do_not_disturb=p.do_not_disturb,
+            spoilers=p.spoilers,
+            backends=backends,
+            memory=memory,
+            **kwargs,
+        )
+
+    # --- input ------------------------------------------------------------------------
+
+    def on_update(
+        self,
+        state: GameState | None,
+        events: Sequence[Event] = (),
+        clip: ClipLike | Sequence[Frame] | None = None,
+        *,
+        screen_text: str | Sequence[str] = "",
+    ) -> list[Line]:
+        """Take in what the watcher saw. Returns the reflex lines queued now; model lines
+        follow from tasks (and reach the queue when they stream in). Never blocks."""
+        received = self.clock()
+        if state is not None:
+            self.state = state
+        if clip is not None:
+            self.clip = clip
+        if screen_text:
+            self.screen_text = screen_text
+        out: list[Line] = []
+        for e in events:
+            e.timing.marks.setdefault("evented", received)
+            self.director.observe(e)
+            self.recent.append(e)
+        for e in sorted(events, key=lambda ev: -moment_from_event(ev, state).priority):
+            novel = False
+            if e.kind in SCENE_KINDS:
+                fp = e.data.get("fingerprint") or e.data.get("scene") or e.data.get("level")
+                novel = self.router.novel(str(fp) if fp is not None else None)
+            lull, _why = self.director.in_lull()
+            moment = moment_from_event(e, self.state, novel=novel, lull=lull)
+            if not self.director.consider(moment).speak:
+                continue
+            out += self._start(moment)
+        due = self.director.lull_due()
+        if due is not None:
+            _, why = self.director.in_lull()
+            lull = Moment("lull", self.clock(), 0.5, event=_event("lull", self.clock()), lull=True)
+            lull.tags["why"] = why
+            out += self._start(lull)
+        return out
+
+    def greet(self) -> list[Line]:
+        """A hello at the start of a session (unless muted)."""
+        t = self.clock()
+        m = Moment("greeting", t, 0.75, event=_event("greeting", t))
+        if not self.director.consider(m).speak:
+            return []
+        return self._start(m)
+
+    async def on_player_message(self, text: str) -> AsyncIterator[Line]:
+        """Answer the player at once: a reflex acknowledgement first when the model is slow
+        to start, then the model's answer piece by piece; a reflex answer when no model can
+        answer inside the budget."""
+        t = self.clock()
+        event = _event("player_message", t, text=text)
+        event.timing.mark("evented", t)
+        lull, _ = self.director.in_lull()
+        moment = Moment(
+            "player_message",
+            t,
+            1.0,
+            event=event,
+            state=self.state,
+            lull=lull,
+            question=text,
+            difficulty=question_difficulty(text),
+            critical=True,
+        )
+        self.director.answer(moment)
+        self.conversation.add_user(text)
+        self._record(Happening("user_turn", text, provenance={"t": t}))
+        decision = self._decide(moment)
+        if decision.path == "reflex" or decision.reflex_first:
+            kind = "fallback_answer" if decision.path == "reflex" else "thinking"
+            line = self._reflex_line(moment, decision, kind)
+            if line is not None:
+                yield line
+        if decision.path != "reflex":
+            async for line in self._model_lines(moment, decision, said_first=""):
+                yield line
+
+    # --- output: the speaking side -------------------------------------------------------
+
+    def next_line(self) -> Line | None:
+        """The line to play now (None while one plays or nothing is on time)."""
+        return self.director.next_line()
+
+    def line_done(self, line: Line) -> None:
+        self.director.finished(line)
+        self._ready.set()
+
+    async def wait_line(self) -> Line:
+        """Wait until a line is ready to play and hand it out."""
+        while True:
+            line = self.next_line()
+            if line is not None:
+                return line
+            self._ready.clear()
+            await self._ready.wait()
+
+    async def run_voice(self, say: Callable[[Line], Awaitable[None]]) -> None:
+        """Play lines one at a time with `say(line)` until cancelled. A pre-empting line
+        cancels the playing `say` task (the speaker should stop audio on CancelledError)."""
+        while True:
+            line = await self.wait_line()
+            self._playing = asyncio.create_task(say(line))
+            try:
+                await asyncio.shield(self._playing)
+            except asyncio.CancelledError:
+                if self._playing.cancelled() and not _current_cancelling():
+                    pass  # cut: go on with the next line
+                else:
+                    self._playing.cancel()
+                    raise
+            except Exception:
+                log.exception("the voice failed on %r; going on", line.text)
+            finally:
+                self._playing = None
+                self.line_done(line)
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "router": self.router.stats.as_dict(),
+            "director": self.director.stats.as_dict(),
+            "model_errors": list(self.model_errors),
+        }
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _views(self) -> dict[str, BackendView]:
+        views: dict[str, BackendView] = {}
+        for path, b in self.backends.items():
+            health = b.health
+            snap = health.snapshot()
+            views[path] = BackendView.from_health(
+                path,  # type: ignore[arg-type]
+                snap,
+                prior_s=health.expected_ttft_s(),
+                vision=getattr(b.role, "max_images", 0) > 0,
+            )
+        return views
+
+    def _decide(self, moment: Moment) -> Decision:
+        decision = self.router.decide(moment, self._views())
+        moment.decided_at = self.clock()
+        self.decisions.append((moment, decision))
+        return decision
+
+    def _start(self, moment: Moment) -> list[Line]:
+        """Route an approved moment: queue its reflex line, start its model line."""
+        decision = self._decide(moment)
+        out: list[Line] = []
+        said = ""
+        if decision.path == "reflex" or decision.reflex_first:
+            line = self._reflex_line(moment, decision, moment.kind)
+            if line is not None:
+                out.append(line)
+                said = line.text
+        if decision.path != "reflex":
+            if decision.reflex_first and not self.director.allow_follow_up(moment):
+                return out
+            self._spawn(self._drain(moment, decision, said, fallback_said=bool(said)))
+        return out
+
+    async def _drain(self, moment: Moment, decision: Decision, said: str, **kw: Any) -> None:
+        async for _line in self._model_lines(moment, decision, said_first=said, **kw):
+            pass
+
+    def _reflex_line(self, moment: Moment, decision: Decision, kind: str) -> Line | None:
+        values = slot_values(moment.state or self.state, player=self.user.name)
+        text = self.reflex.pick(kind, self.lang, values)
+        if text is None:
+            return None
+        line = self._line(text, moment, "reflex", decision.reason)
+        line.timing.mark("first_token", self.clock())
+        self._offer(line)
+        if kind != "thinking":  # filler, not part of the conversation
+            self.conversation.add_companion(text)
+        return line
+
+    def _line(self, text: str, moment: Moment, path: Any, reason: str) -> Line:
+        timing = moment.event.timing.copy() if moment.event is not None else None
+        line = Line(
+            text=text,
+            lang=self.lang,
+            path=path,
+            reason=reason,
+            event=moment.event,
+            persona=self.persona.name,
+            priority=moment.priority,
+            deadline=moment.deadline,
+        )
+        if timing is not None:
+            line.timing = timing
+        decided = moment.decided_at if moment.decided_at is not None else self.clock()
+        line.timing.marks.setdefault("decided", decided)
+        return line
+
+    def _offer(self, line: Line) -> None:
+        offer = self.director.offer(line)
+        if offer.cut is not None:
+            if self.on_cut is not None:
+                self.on_cut(offer.cut)
+            if self._playing is not None and not self._playing.done():
+                self._playing.cancel()
+        self._ready.set()
+
+    async def _model_lines(
+        self, moment: Moment, decision: Decision, *, said_first: str, fallback_said: bool = False
+    ) -> AsyncIterator[Line]:
+        """The model's lines for a moment, trying the decision's fallback chain inside the
+        budget; reflex when every model fails (unless a reflex line was already said)."""
+        end = moment.t + (decision.model_budget_s or decision.budget_s)
+        prompt = None
+        for path in (decision.path, *decision.fallback):
+            if path == "reflex":
+                break
+            backend = self.backends.get(path)
+            left = end - self.clock()
+            if backend is None or left <= 0.05:
+                continue
+            if prompt is None:
+                prompt = await self._prompt(moment, decision, said_first)
+                left = end - self.clock()
+            pieces: list[str] = []
+            try:
+                async for piece in stream_reply(
+                    backend, prompt, budget_s=max(0.05, left), max_tokens=self.max_tokens
+                ):
+                    line = self._line(piece.text, moment, path, decision.reason)
+                    line.timing.marks.setdefault("first_token", piece.first_token)
+                    pieces.append(piece.text)
+                    self._offer(line)
+                    yield line
+            except ModelError as e:
+                self.model_errors.append(f"{path}: {e.message}")
+                log.info("model %s failed for %s: %s", path, moment.kind, e.message)
+                if pieces:
+                    self._said(" ".join(pieces), moment)
+                    return  # part of the answer is out; do not start another
+                continue
+            if pieces:
+                self._said(" ".join(pieces), moment)
+                return
+        if not fallback_said:
+            kind = "fallback_answer" if moment.kind == "player_message" else moment.kind
+            reason = decision.reason + "; models failed: reflex"
+            line = self._reflex_line(moment, decision, kind)
+            if line is not None:
+                line.reason = reason
+                yield line
+
+    def _said(self, text: str, moment: Moment) -> None:
+        self.conversation.add_companion(text)
+        self._record(Happening("companion_turn", text, provenance={"moment": moment.kind}))
+
+    async def _prompt(self, moment: Moment, decision: Decision, said_first: str) -> Any:
+        memory = ""
+        query = moment.question or moment.kind
+        topics = [self.state.game] if self.state is not None and self.state.game else []
+        try:
+            async with asyncio.timeout(self.memory_timeout_s):
+                rec = await self.memory.recall(self.user.id, query, topics, self.memory_tokens)
+                memory = rec.text
+        except TimeoutError:
+            log.info("memory recall took over %.2fs; answering without it", self.memory_timeout_s)
+        except Exception:
+            log.exception("memory recall failed; answering without it")
+        images = self._images() if decision.wants_images else []
+        return self.prompts.build(
+            task_for(moment, said_first=said_first),
+            user_text=moment.question,
+            state=moment.state or self.state,
+            events=list(self.recent),
+            history=self._history_for(moment),
+            memory=memory,
+            screen_text=self.screen_text,
+            images=images,
+            now=moment.t,
+        )
+
+    def _history_for(self, moment: Moment) -> list[Any]:
+        turns = self.conversation.window()
+        if moment.kind == "player_message":
+            # The question itself goes in as the user's words, not as history.
+            q = moment.question.strip()
+            for i in range(len(turns) - 1, -1, -1):
+                if turns[i].role == "user" and turns[i].text == q:
+                    return turns[:i] + turns[i + 1 :]
+        return turns
+
+    def _images(self) -> list[Any]:
+        clip = self.clip
+        if clip is None:
+            return []
+        frames = clip.clip(max_frames=8) if hasattr(clip, "clip") else list(clip)[-8:]
+        return [f.image for f in frames]
+
+    def _record(self, happening: Happening) -> None:
+        self._spawn(self._record_async(happening))
+
+    async def _record_async(self, happening: Happening) -> None:
+        try:
+            await self.memory.record(self.user.id, happening)
+        except Exception:
+            log.exception("memory record failed; the conversation goes on")
+
+    def _spawn(self, coro: Any) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(coro)
+        except RuntimeError:
+            coro.close()  # no loop (a sync replay): model lines are not possible here
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _event(kind: str, t: float, **data: Any) -> Event:
+    return Event(kind=kind, t=t, salience=1.0 if kind == "player_message" else 0.5, data=data)
+
+
+def _current_cancelling() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def _backend_map(backends: Any) -> dict[str, ModelBackend]:
+    if backends is None:
+        return {}
+    if isinstance(backends, Mapping):
+        return {k: v for k, v in backends.items() if v is not None and k in ("fast", "smart")}
+    out: dict[str, ModelBackend] = {}
+    for name in ("fast", "smart"):
+        b = getattr(backends, name, None)
+        if b is not None:
+            out[name] = b
+    return out
+
+
+__all__ = ["ClipLike", "Mind", "ModelBackend", "ModelPath"]

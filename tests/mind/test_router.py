@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from couchmate.mind.moments import Moment
@@ -273,6 +274,15 @@ def test_router_remembers_scenes_and_records_decisions():
     r.novel("e1m2")
     r.novel("e1m3")  # evicts e1m1 (least recently seen)
     assert r.novel("e1m1")
+    # Without a name: a perceptual hash of the keyframe, tolerant of small changes.
+    rng = np.random.default_rng(0)
+    room = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
+    other = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8).repeat(10, 0).repeat(10, 1)
+    assert r.novel_image(room)
+    noisy = np.clip(room.astype(int) + rng.integers(-6, 7, room.shape), 0, 255).astype(np.uint8)
+    noisy[-60:] = 0  # a HUD strip changed
+    assert not r.novel_image(noisy)
+    assert r.novel_image(other)
     d = r.decide(m("death", salience=1.0), {"fast": FAST_CPU})
     assert r.stats.paths["fast"] == 1 and r.stats.reflex_first == 1
     assert r.log[-1].reason == d.reason and r.log[-1].kind == "death"

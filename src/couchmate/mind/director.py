@@ -363,8 +363,13 @@ class Director:
     def pending(self) -> list[Line]:
         return [item[2] for item in sorted(self._heap)]
 
-    def clear(self) -> None:
-        self._heap.clear()
+    def clear(self, *, unprompted_only: bool = False) -> None:
+        """Forget queued lines (all, or all but answers to the player)."""
+        if unprompted_only:
+            self._heap = [x for x in self._heap if x[2].priority >= 1.0]
+            heapq.heapify(self._heap)
+        else:
+            self._heap.clear()
 
 
 def _same_moment(a: Line, b: Line) -> bool:

@@ -21,42 +21,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 from couchmate.config import Settings
 from couchmate.errors import ModelError
-from couchmate.mind.dialogue import Conversation, StreamingBackend, stream_reply, task_for
+from couchmate.mind.backends import ClipLike, ModelBackend, backend_map, backend_views
+from couchmate.mind.dialogue import Conversation, stream_reply, task_for
 from couchmate.mind.director import Director, DirectorPolicy
 from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory
 from couchmate.mind.moments import Moment, moment_from_event
 from couchmate.mind.persona import Persona, PersonaBook, load_persona
 from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits
 from couchmate.mind.reflex import Reflex, slot_values
-from couchmate.mind.router import (
-    BackendView,
-    Decision,
-    ModelPath,
-    Router,
-    RouterPolicy,
-    question_difficulty,
-)
+from couchmate.mind.router import Decision, Router, RouterPolicy, question_difficulty
 from couchmate.types import Event, Frame, GameState, Line, now
 
 log = logging.getLogger(__name__)
 
 SCENE_KINDS = ("scene_change", "level_change")
-
-
-class ModelBackend(StreamingBackend, Protocol):
-    """A model role as the mind needs it (couchmate.models.backend.ChatBackend fits)."""
-
-    role: Any  # .max_images
-    health: Any  # .snapshot() -> HealthSnapshot, .expected_ttft_s() -> float
-
-
-class ClipLike(Protocol):
-    def clip(self, seconds: float | None = None, max_frames: int | None = None) -> list[Frame]: ...
 
 
 class Mind:
@@ -85,7 +68,7 @@ class Mind:
         self.lang = persona.lang(lang)
         self.user = user or Identity()
         self.clock = clock
-        self.backends: dict[str, ModelBackend] = _backend_map(backends)
+        self.backends: dict[str, ModelBackend] = backend_map(backends)
         self.memory: MemorySlot = memory or NoMemory()
         self.reflex = Reflex(persona, seed=seed)
         self.router = Router(router_policy or RouterPolicy())
@@ -110,6 +93,8 @@ class Mind:
         self.decisions: deque[tuple[Moment, Decision]] = deque(maxlen=256)
         self.model_errors: deque[str] = deque(maxlen=32)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._moment_tasks: dict[int, asyncio.Task[Any]] = {}  # by id(event)
+        self._preempted: deque[int] = deque(maxlen=64)  # id(event) of moments cut short
         self._ready = asyncio.Event()
         self._playing: asyncio.Task[Any] | None = None
 
@@ -136,6 +121,26 @@ class Mind:
             memory=memory,
             **kwargs,
         )
+
+    # --- settings that change while playing ---------------------------------------------
+
+    @property
+    def talkativeness(self) -> int:
+        return self.director.talkativeness
+
+    @talkativeness.setter
+    def talkativeness(self, level: int) -> None:
+        self.director.talkativeness = level
+
+    @property
+    def do_not_disturb(self) -> bool:
+        return self.director.do_not_disturb
+
+    @do_not_disturb.setter
+    def do_not_disturb(self, on: bool) -> None:
+        self.director.do_not_disturb = on
+        if on:
+            self.director.clear(unprompted_only=True)  # nothing unprompted waits to be said
 
     # --- input ------------------------------------------------------------------------
 
@@ -164,8 +169,7 @@ class Mind:
         for e in sorted(events, key=lambda ev: -moment_from_event(ev, state).priority):
             novel = False
             if e.kind in SCENE_KINDS:
-                fp = e.data.get("fingerprint") or e.data.get("scene") or e.data.get("level")
-                novel = self.router.novel(str(fp) if fp is not None else None)
+                novel = self._novel(e)
             lull, _why = self.director.in_lull()
             moment = moment_from_event(e, self.state, novel=novel, lull=lull)
             if not self.director.consider(moment).speak:
@@ -274,21 +278,8 @@ class Mind:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _views(self) -> dict[str, BackendView]:
-        views: dict[str, BackendView] = {}
-        for path, b in self.backends.items():
-            health = b.health
-            snap = health.snapshot()
-            views[path] = BackendView.from_health(
-                path,  # type: ignore[arg-type]
-                snap,
-                prior_s=health.expected_ttft_s(),
-                vision=getattr(b.role, "max_images", 0) > 0,
-            )
-        return views
-
     def _decide(self, moment: Moment) -> Decision:
-        decision = self.router.decide(moment, self._views())
+        decision = self.router.decide(moment, backend_views(self.backends))
         moment.decided_at = self.clock()
         self.decisions.append((moment, decision))
         return decision
@@ -306,7 +297,18 @@ class Mind:
         if decision.path != "reflex":
             if decision.reflex_first and not self.director.allow_follow_up(moment):
                 return out
-            self._spawn(self._drain(moment, decision, said, fallback_said=bool(said)))
+            task = self._spawn(self._drain(moment, decision, said, fallback_said=bool(said)))
+            if task is None and not said:
+                # No event loop (a synchronous replay): the model cannot run; say the reflex.
+                line = self._reflex_line(moment, decision, moment.kind)
+                if line is not None:
+                    line.reason = decision.reason + "; no event loop: reflex"
+                    out.append(line)
+            elif task is not None and moment.event is not None:
+                self._moment_tasks[id(moment.event)] = task
+                task.add_done_callback(
+                    lambda _t, k=id(moment.event): self._moment_tasks.pop(k, None)
+                )
         return out
 
     async def _drain(self, moment: Moment, decision: Decision, said: str, **kw: Any) -> None:
@@ -350,6 +352,14 @@ class Mind:
                 self.on_cut(offer.cut)
             if self._playing is not None and not self._playing.done():
                 self._playing.cancel()
+        # A moment whose lines were pre-empted or cut is over: stop its model reply too
+        # (closing the stream stops the server generating).
+        for old in (*offer.dropped, offer.cut):
+            if old is not None and old.event is not None and old.event is not line.event:
+                self._preempted.append(id(old.event))
+                task = self._moment_tasks.pop(id(old.event), None)
+                if task is not None:
+                    task.cancel()
         self._ready.set()
 
     async def _model_lines(
@@ -379,6 +389,8 @@ class Mind:
                     pieces.append(piece.text)
                     self._offer(line)
                     yield line
+                    if id(moment.event) in self._preempted:
+                        break  # a more urgent moment took over: stop generating
             except ModelError as e:
                 self.model_errors.append(f"{path}: {e.message}")
                 log.info("model %s failed for %s: %s", path, moment.kind, e.message)
@@ -426,6 +438,23 @@ class Mind:
             now=moment.t,
         )
 
+    def _novel(self, e: Event) -> bool:
+        """A scene the player has not been in: by the caller's fingerprint when the event
+        has one, else by the newest keyframe's perceptual hash."""
+        fp = e.data.get("fingerprint") or e.data.get("scene") or e.data.get("level")
+        if fp is not None:
+            return self.router.novel(str(fp))
+        frames = self._frames(1)
+        return self.router.novel_image(frames[-1].image) if frames else False
+
+    def _frames(self, n: int) -> list[Frame]:
+        clip = self.clip
+        if clip is None:
+            return []
+        if hasattr(clip, "clip"):
+            return clip.clip(max_frames=n)
+        return list(clip)[-n:]
+
     def _history_for(self, moment: Moment) -> list[Any]:
         turns = self.conversation.window()
         if moment.kind == "player_message":
@@ -437,11 +466,7 @@ class Mind:
         return turns
 
     def _images(self) -> list[Any]:
-        clip = self.clip
-        if clip is None:
-            return []
-        frames = clip.clip(max_frames=8) if hasattr(clip, "clip") else list(clip)[-8:]
-        return [f.image for f in frames]
+        return [f.image for f in self._frames(8)]
 
     def _record(self, happening: Happening) -> None:
         self._spawn(self._record_async(happening))
@@ -452,14 +477,15 @@ class Mind:
         except Exception:
             log.exception("memory record failed; the conversation goes on")
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any] | None:
         try:
             task = asyncio.get_running_loop().create_task(coro)
         except RuntimeError:
             coro.close()  # no loop (a sync replay): model lines are not possible here
-            return
+            return None
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _event(kind: str, t: float, **data: Any) -> Event:
@@ -471,17 +497,4 @@ def _current_cancelling() -> int:
     return task.cancelling() if task is not None else 0
 
 
-def _backend_map(backends: Any) -> dict[str, ModelBackend]:
-    if backends is None:
-        return {}
-    if isinstance(backends, Mapping):
-        return {k: v for k, v in backends.items() if v is not None and k in ("fast", "smart")}
-    out: dict[str, ModelBackend] = {}
-    for name in ("fast", "smart"):
-        b = getattr(backends, name, None)
-        if b is not None:
-            out[name] = b
-    return out
-
-
-__all__ = ["ClipLike", "Mind", "ModelBackend", "ModelPath"]
+__all__ = ["ClipLike", "Mind", "ModelBackend"]

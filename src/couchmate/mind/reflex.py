@@ -80,7 +80,8 @@ class Reflex:
         usable = [t for t in bank if t.slots.issubset(values)]
         # Validation guarantees a slot-free line per bank, so `usable` is never empty.
         last = self._last.get((lang, kind))
-        fresh = [t for t in usable if t is not last and t not in self._recent]
+        recent = self._recent
+        fresh = [t for t in usable if t is not last and not any(t is r for r in recent)]
         if not fresh:
             fresh = [t for t in usable if t is not last] or usable
         choice = fresh[0] if len(fresh) == 1 else self._rng.choice(fresh)

@@ -25,11 +25,14 @@ decision log and counts per path.
 from __future__ import annotations
 
 import re
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
+
 from couchmate.mind.moments import Moment
+from couchmate.mind.scenes import SceneMemory, scene_hash
 from couchmate.types import Path_
 
 ModelPath = Literal["fast", "smart"]
@@ -284,25 +287,20 @@ class Router:
         policy: RouterPolicy = DEFAULT_POLICY,
         *,
         log_size: int = 2000,
-        max_scenes: int = 4096,
+        max_scenes: int = 512,
     ):
         self.policy = policy
         self.stats = RouterStats()
         self.log: deque[RouteRecord] = deque(maxlen=log_size)
-        self._scenes: OrderedDict[str, None] = OrderedDict()
-        self._max_scenes = max_scenes
+        self.scenes = SceneMemory(max_scenes=max_scenes)
 
     def novel(self, fingerprint: str | None) -> bool:
         """True the first time a scene fingerprint is seen (None: unknown, not novel)."""
-        if not fingerprint:
-            return False
-        if fingerprint in self._scenes:
-            self._scenes.move_to_end(fingerprint)
-            return False
-        self._scenes[fingerprint] = None
-        if len(self._scenes) > self._max_scenes:
-            self._scenes.popitem(last=False)
-        return True
+        return bool(fingerprint) and self.scenes.novel_name(str(fingerprint))
+
+    def novel_image(self, image: np.ndarray) -> bool:
+        """True when no scene seen so far looks like `image` (perceptual hash)."""
+        return self.scenes.novel_hash(scene_hash(image))
 
     def decide(self, moment: Moment, backends: dict[str, BackendView]) -> Decision:
         d = route(moment, backends, self.policy)

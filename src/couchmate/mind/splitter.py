@@ -107,7 +107,8 @@ class SentenceSplitter:
             j = k + 1
         self._scan = j
         # A runaway piece with no marks at all: cut at the last space.
-        if weight(buf[self._start : n]) > self.hard_max:
+        # (weight ≤ 2 × characters: most calls skip the count)
+        if 2 * (n - self._start) > self.hard_max and weight(buf[self._start : n]) > self.hard_max:
             cut = buf.rfind(" ", self._start, n)
             if cut > self._start:
                 out.append(buf[self._start : cut].strip())

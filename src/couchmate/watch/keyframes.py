@@ -43,7 +43,7 @@ class GateDecision:
     """What the gate made of one frame, and why."""
 
     keep: bool
-    #: "first" | "scene" | "hud" | "interval" | "" (dropped)
+    #: "first" | "scene" | "hud" | "interval" | a forced reason ("confirm") | "" (dropped)
     reason: str
     #: mean absolute change of the small gray copy against the last keyframe (0..255)
     score: float
@@ -177,8 +177,12 @@ class KeyframeGate:
                 changed.append(name)
         return tuple(changed), crops
 
-    def check(self, frame: Frame) -> GateDecision:
-        """Decide on one frame (uses `frame.t`, so replays decide as the live run did)."""
+    def check(self, frame: Frame, *, force: str = "") -> GateDecision:
+        """Decide on one frame (uses `frame.t`, so replays decide as the live run did).
+
+        `force`: keep the frame with this reason when nothing else would (the reader asks
+        for the next frame to confirm a changed value).
+        """
         t0 = time.perf_counter()
         t = frame.t
         small = small_gray(frame.image)
@@ -222,7 +226,7 @@ class KeyframeGate:
         elif t - self._key_t >= self.max_interval_s:
             reason = "interval"
         else:
-            reason = ""
+            reason = force
         if reason:
             self._remember(t, small, crops, hist)
         return GateDecision(

@@ -14,7 +14,7 @@ questions go (`lull_due`). The player is answered at once, always (`answer`).
 
 Queue (what plays). One line at a time. `offer` puts a line in a priority queue; a line of
 higher priority pre-empts queued lower ones of other moments (dropped, counted) and, when
-it outranks the line now playing by `cut_margin`, the result says to cut it (the session
+it outranks the line now playing by more than `cut_margin`, the result says to cut it (the session
 tells the voice). `next_line` hands out the best line that is still on time; lines past
 their deadline are dropped and counted, never played late.
 """
@@ -69,7 +69,7 @@ class DirectorPolicy:
     #: wait this long into a lull before commenting
     lull_settle_s: float = 1.0
     #: a new line must outrank the playing one by this much to cut it
-    cut_margin: float = 0.15
+    cut_margin: float = 0.1
     max_queue: int = 16
 
 
@@ -333,7 +333,7 @@ class Director:
             cur is not None
             and cur is not self._cutting
             and not _same_moment(cur, line)
-            and line.priority >= cur.priority + self.policy.cut_margin
+            and line.priority > cur.priority + self.policy.cut_margin
         ):
             cut = self._cutting = cur
             self.stats.cut += 1

@@ -1,0 +1,191 @@
+"""DoomSource against the real ViZDoom engine: frames, truth, the bot, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from couchmate.errors import UserError
+from couchmate.sources.base import open_source
+from couchmate.sources.doom import DoomSource
+from couchmate.sources.doom_scenarios import SCENARIOS
+
+TRUTH_KEYS = {
+    "health",
+    "armor",
+    "ammo",
+    "ammo_table",
+    "arms",
+    "weapon",
+    "frags",
+    "kills",
+    "items",
+    "dead",
+    "deaths",
+    "pickups",
+    "damage_taken",
+    "messages",
+    "hud",
+    "episode",
+    "map",
+    "tic",
+}
+
+
+async def _collect(source: DoomSource) -> list:
+    return [f async for f in source.frames()]
+
+
+def test_arena_frames_carry_truth_and_the_bot_moves():
+    source = open_source("doom", realtime=False, max_frames=120, seed=1)
+    assert isinstance(source, DoomSource)
+    assert source.profile_hint == "doom-deathmatch" and source.has_truth
+    frames = asyncio.run(_collect(source))
+
+    assert len(frames) == 120
+    assert [f.index for f in frames] == list(range(120))
+    for f in frames:
+        assert f.image.shape == (480, 640, 3) and f.image.dtype == np.uint8
+        assert f.source == "doom:arena"
+        assert f.timing.get("captured") == f.t
+        assert f.truth.keys() >= TRUTH_KEYS
+        assert f.truth["hud"] == "doom-deathmatch"
+        assert isinstance(f.truth["frags"], int)
+        assert 0 <= f.truth["health"] <= 200
+    assert all(b.t > a.t for a, b in zip(frames, frames[1:], strict=False))
+    # The bot plays: the view changes and the player walks.
+    assert not np.array_equal(frames[0].image, frames[-1].image)
+    start, end = frames[0].truth, frames[-1].truth
+    assert abs(end["x"] - start["x"]) + abs(end["y"] - start["y"]) > 64
+    assert end["tic"] - start["tic"] == 119
+
+
+def test_same_seed_same_game():
+    def run(seed: int) -> list[tuple]:
+        source = DoomSource("arena", realtime=False, max_frames=60, seed=seed)
+        return [
+            (f.truth["x"], f.truth["y"], int(f.image.sum())) for f in asyncio.run(_collect(source))
+        ]
+
+    assert run(5) == run(5)
+
+
+def test_unknown_scenario_names_the_known_ones():
+    with pytest.raises(UserError) as err:
+        open_source("doom:nosuchmap")
+    assert "nosuchmap" in err.value.message
+    assert "arena" in err.value.hint and "deathmatch" in err.value.hint
+
+
+def test_bad_resolution_is_a_user_error():
+    with pytest.raises(UserError) as err:
+        DoomSource(resolution="123x45")
+    assert "640x480" in err.value.hint
+
+
+def test_frame_skip_and_resolution():
+    source = DoomSource(
+        "deathmatch", realtime=False, max_frames=5, frame_skip=4, resolution="320x240"
+    )
+    assert source.profile_hint == "doom" and source.fps == pytest.approx(35 / 4)
+    frames = asyncio.run(_collect(source))
+    assert frames[0].image.shape == (240, 320, 3)
+    assert [f.truth["tic"] - frames[0].truth["tic"] for f in frames] == [0, 4, 8, 12, 16]
+    assert all(f.truth["frags"] is None for f in frames)
+
+
+def test_realtime_paces_at_35_tics_and_close_stops_promptly():
+    async def main() -> tuple[list, float]:
+        source = DoomSource("arena", realtime=True, frame_skip=2)
+        got = []
+        agen = source.frames()
+        async for f in agen:
+            got.append(f)
+            if len(got) == 20:
+                source.close()
+                t0 = time.monotonic()
+        return got, time.monotonic() - t0
+
+    frames, stop_s = asyncio.run(main())
+    assert len(frames) == 20  # nothing after close()
+    assert stop_s < 1.0
+    # 19 periods of 2 tics at 35 tics/s, on a loaded machine give or take.
+    span = frames[-1].t - frames[0].t
+    assert 19 * 2 / 35 * 0.8 < span < 19 * 2 / 35 * 3
+
+
+def test_close_from_another_task_ends_the_stream():
+    async def main() -> int:
+        source = DoomSource("arena", realtime=True)
+        n = 0
+
+        async def consume() -> None:
+            nonlocal n
+            async for _ in source.frames():
+                n += 1
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(1.5)
+        source.close()
+        await asyncio.wait_for(task, timeout=2.0)
+        return n
+
+    assert asyncio.run(main()) > 5
+
+
+def test_streaming_does_not_block_the_event_loop():
+    async def main() -> tuple[int, float, int]:
+        ticks: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        n = 0
+        async for _ in DoomSource("arena", realtime=False, max_frames=150).frames():
+            n += 1
+        stop.set()
+        await task
+        gaps = np.diff(ticks)
+        return len(ticks), float(gaps.max()), n
+
+    ticks, worst_gap, n = asyncio.run(main())
+    assert n == 150
+    # Engine start-up and 150 steps take over a second; a blocked loop would tick ~once.
+    assert ticks > 50
+    assert worst_gap < 0.3
+
+
+@pytest.mark.slow
+def test_every_scenario_starts_and_plays():
+    for name, scenario in SCENARIOS.items():
+        source = DoomSource(name, realtime=False, max_frames=40, frame_skip=2, resolution="320x240")
+        frames = asyncio.run(_collect(source))
+        assert len(frames) == 40, name
+        assert all(f.truth["hud"] == scenario.hud for f in frames)
+        assert len({int(f.image.sum()) for f in frames}) > 10, f"{name}: the view never moves"
+
+
+@pytest.mark.slow
+def test_a_minute_of_arena_has_fights_pickups_frags_and_deaths():
+    """60 s of game time (2100 tics): the bot gets hurt, picks things up, scores, dies."""
+    source = DoomSource("arena", realtime=False, max_frames=1050, frame_skip=2, seed=0)
+    frames = asyncio.run(_collect(source))
+    last = frames[-1].truth
+    assert last["damage_taken"] > 30
+    assert last["pickups"] >= 3
+    assert last["deaths"] >= 1
+    assert max(f.truth["frags"] for f in frames) >= 1
+
+    dead = [f for f in frames if f.truth["dead"]]
+    assert dead and all(f.truth["health"] == 0 for f in dead)
+    # After dying the player respawns and the stream goes on.
+    first_dead = dead[0].index
+    assert any(not f.truth["dead"] for f in frames[first_dead:])
+    assert any("Player" in m for f in frames for m in f.truth["messages"])

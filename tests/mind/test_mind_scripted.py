@@ -100,3 +100,27 @@ def test_a_pre_empted_model_reply_stops_streaming():
     assert mind.director.stats.cut == 1  # the commentary playing now is cut
     assert req.client_closed_at is not None  # …and its stream closed, long before its end
     assert req.client_closed_at - req.t < 2.0
+
+
+def test_a_new_question_supersedes_the_answer_still_streaming():
+    async def main():
+        slow = Answer("Well, first. " + "Then more words come. " * 30, token_interval_s=0.05)
+        quick = Answer("Behind you!")
+        async with ScriptedServer([slow, quick]) as srv:
+            fast = backend(srv)
+            mind = Mind(load_persona("sunny"), backends={"fast": fast})
+
+            gen = mind.on_player_message("tell me about this level")
+            old = [await anext(gen), await anext(gen)]  # two pieces are out (and queued)
+            second = [ln async for ln in mind.on_player_message("wait, where is the imp?")]
+            old += [ln async for ln in gen]
+            reqs = srv.chat_requests()
+            await fast.aclose()
+            return old, second, mind, reqs
+
+    old, second, mind, reqs = asyncio.run(main())
+    assert [ln.text for ln in second] == ["Behind you!"]
+    assert len(old) < 10  # the old answer stopped early…
+    assert reqs[0].client_closed_at is not None  # …and its stream was closed
+    pending = [ln.text for ln in mind.director.pending()]
+    assert pending == ["Behind you!"]  # the old answer's queued pieces are gone

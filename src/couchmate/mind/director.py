@@ -363,6 +363,15 @@ class Director:
     def pending(self) -> list[Line]:
         return [item[2] for item in sorted(self._heap)]
 
+    def drop_where(self, pred: Callable[[Line], bool]) -> list[Line]:
+        """Remove queued lines for which `pred` is true; returns them (counted pre-empted)."""
+        dropped = [x[2] for x in self._heap if pred(x[2])]
+        if dropped:
+            self._heap = [x for x in self._heap if not pred(x[2])]
+            heapq.heapify(self._heap)
+            self.stats.preempted += len(dropped)
+        return dropped
+
     def clear(self, *, unprompted_only: bool = False) -> None:
         """Forget queued lines (all, or all but answers to the player)."""
         if unprompted_only:

@@ -30,7 +30,13 @@ from couchmate.mind.backends import ClipLike, ModelBackend, backend_map, backend
 from couchmate.mind.dialogue import Conversation, stream_reply, task_for
 from couchmate.mind.director import Director, DirectorPolicy
 from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory
-from couchmate.mind.moments import Moment, moment_from_event
+from couchmate.mind.moments import (
+    Moment,
+    line_kind,
+    moment_from_event,
+    moment_happening,
+    synthetic_event,
+)
 from couchmate.mind.persona import Persona, PersonaBook, load_persona
 from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits
 from couchmate.mind.reflex import Reflex, slot_values
@@ -40,6 +46,8 @@ from couchmate.types import Event, Frame, GameState, Line, now
 log = logging.getLogger(__name__)
 
 SCENE_KINDS = ("scene_change", "level_change")
+#: moments worth handing to long-term memory (besides every critical one)
+MEMORABLE = frozenset({"level_change", "game_over"})
 
 
 class Mind:
@@ -95,6 +103,7 @@ class Mind:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._moment_tasks: dict[int, asyncio.Task[Any]] = {}  # by id(event)
         self._preempted: deque[int] = deque(maxlen=64)  # id(event) of moments cut short
+        self._answering: dict[int, Event] = {}  # player messages whose answer is streaming
         self._ready = asyncio.Event()
         self._playing: asyncio.Task[Any] | None = None
 
@@ -172,13 +181,17 @@ class Mind:
                 novel = self._novel(e)
             lull, _why = self.director.in_lull()
             moment = moment_from_event(e, self.state, novel=novel, lull=lull)
+            if moment.critical or e.kind in MEMORABLE:
+                self._record(moment_happening(moment))
             if not self.director.consider(moment).speak:
                 continue
             out += self._start(moment)
         due = self.director.lull_due()
         if due is not None:
             _, why = self.director.in_lull()
-            lull = Moment("lull", self.clock(), 0.5, event=_event("lull", self.clock()), lull=True)
+            lull = Moment(
+                "lull", self.clock(), 0.5, event=synthetic_event("lull", self.clock()), lull=True
+            )
             lull.tags["why"] = why
             out += self._start(lull)
         return out
@@ -186,7 +199,7 @@ class Mind:
     def greet(self) -> list[Line]:
         """A hello at the start of a session (unless muted)."""
         t = self.clock()
-        m = Moment("greeting", t, 0.75, event=_event("greeting", t))
+        m = Moment("greeting", t, 0.75, event=synthetic_event("greeting", t))
         if not self.director.consider(m).speak:
             return []
         return self._start(m)
@@ -196,7 +209,7 @@ class Mind:
         to start, then the model's answer piece by piece; a reflex answer when no model can
         answer inside the budget."""
         t = self.clock()
-        event = _event("player_message", t, text=text)
+        event = synthetic_event("player_message", t, text=text)
         event.timing.mark("evented", t)
         lull, _ = self.director.in_lull()
         moment = Moment(
@@ -211,6 +224,12 @@ class Mind:
             critical=True,
         )
         self.director.answer(moment)
+        # A new question makes the answer still coming to an older one moot.
+        for old in self.director.drop_where(lambda ln: line_kind(ln) == "player_message"):
+            self._preempted.append(id(old.event))
+        for key in [k for k, ev in self._answering.items() if ev is not event]:
+            self._preempted.append(key)
+        self._answering[id(event)] = event
         self.conversation.add_user(text)
         self._record(Happening("user_turn", text, provenance={"t": t}))
         decision = self._decide(moment)
@@ -219,9 +238,12 @@ class Mind:
             line = self._reflex_line(moment, decision, kind)
             if line is not None:
                 yield line
-        if decision.path != "reflex":
-            async for line in self._model_lines(moment, decision, said_first=""):
-                yield line
+        try:
+            if decision.path != "reflex":
+                async for line in self._model_lines(moment, decision, said_first=""):
+                    yield line
+        finally:
+            self._answering.pop(id(event), None)
 
     # --- output: the speaking side -------------------------------------------------------
 
@@ -384,13 +406,13 @@ class Mind:
                 async for piece in stream_reply(
                     backend, prompt, budget_s=max(0.05, left), max_tokens=self.max_tokens
                 ):
+                    if id(moment.event) in self._preempted:
+                        break  # a more urgent moment took over: stop generating
                     line = self._line(piece.text, moment, path, decision.reason)
                     line.timing.marks.setdefault("first_token", piece.first_token)
                     pieces.append(piece.text)
                     self._offer(line)
                     yield line
-                    if id(moment.event) in self._preempted:
-                        break  # a more urgent moment took over: stop generating
             except ModelError as e:
                 self.model_errors.append(f"{path}: {e.message}")
                 log.info("model %s failed for %s: %s", path, moment.kind, e.message)
@@ -486,10 +508,6 @@ class Mind:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
-
-
-def _event(kind: str, t: float, **data: Any) -> Event:
-    return Event(kind=kind, t=t, salience=1.0 if kind == "player_message" else 0.5, data=data)
 
 
 def _current_cancelling() -> int:

@@ -9,8 +9,10 @@ question gets 2.5 s (4 s on a loading screen, where nothing else is going on).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from couchmate.types import Event, GameState
+from couchmate.mind.memory_slot import Happening
+from couchmate.types import Event, GameState, Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +139,24 @@ def moment_from_event(
         lull=lull,
         critical=is_critical(event, state),
     )
+
+
+def line_kind(line: Line) -> str:
+    return line.event.kind if line.event is not None else ""
+
+
+def moment_happening(m: Moment) -> Happening:
+    game = m.state.game if m.state is not None else ""
+    values = m.state.values() if m.state is not None else {}
+    numbers = {k: v for k, v in values.items() if isinstance(v, int | float)}
+    return Happening(
+        "moment",
+        f"{m.kind} in {game}" if game else m.kind,
+        topics=[game] if game else [],
+        importance=m.salience,
+        provenance={"t": m.t, "kind": m.kind, "state": numbers},
+    )
+
+
+def synthetic_event(kind: str, t: float, **data: Any) -> Event:
+    return Event(kind=kind, t=t, salience=1.0 if kind == "player_message" else 0.5, data=data)

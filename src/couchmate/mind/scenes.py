@@ -3,7 +3,8 @@
 A caller that knows the scene (a level name, a menu id) passes it as a fingerprint string
 and the match is exact. Otherwise the mind hashes the newest keyframe (a 64-bit difference
 hash of a 9×8 grey thumbnail, ~50 µs) and calls a scene seen before when a remembered hash is
-within `max_distance` bits — robust to small movement and HUD changes, not to a new room.
+within `max_distance` bits (14 of 64: a few steps in a ViZDoom room differ by 5–16 bits,
+two different maps by 23+) — robust to small movement and HUD changes, not to a new room.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def scene_hash(image: np.ndarray) -> int:
 class SceneMemory:
     """The scenes seen so far (bounded, least recently seen forgotten first)."""
 
-    def __init__(self, max_scenes: int = 512, max_distance: int = 10):
+    def __init__(self, max_scenes: int = 512, max_distance: int = 14):
         self.max_scenes = max_scenes
         self.max_distance = max_distance
         self._names: OrderedDict[str, None] = OrderedDict()

@@ -63,3 +63,15 @@ def register(app: typer.Typer) -> None:
         from couchmate.bench import memory as b
 
         write_json(json_path, b.run(locomo=locomo, scale=scale, systems=systems))
+
+    @sub.command("tts")
+    def tts(
+        engine: str = typer.Option("espeak-ng", help="TTS engine to time."),
+        runs: int = typer.Option(20, help="Runs per language."),
+        langs: str = typer.Option("en,zh,ja", help="Languages to time."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Voice time to first audio per language: streamed vs whole sentence, p50/p95."""
+        from couchmate.bench import tts as b
+
+        write_json(json_path, b.run(engine=engine, runs=runs, langs=langs))

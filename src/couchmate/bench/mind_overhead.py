@@ -70,6 +70,51 @@ def _doom_frames(n: int) -> tuple[list[np.ndarray], str]:
     return frames, "vizdoom basic 640x480"
 
 
+async def _model_path(persona: Any, n: int) -> dict[str, dict[str, float]]:
+    """Question → first speakable piece through the Mind vs the bare client on the same
+    real HTTP server (scripted, answering at once), alternating: the difference is ours
+    (routing, prompt, splitter, queue)."""
+    from couchmate.config import ModelRole
+    from couchmate.models.backend import ChatBackend
+    from couchmate.models.scripted_server import Answer, ScriptedServer
+
+    text = "Strafe left, then shoot. The imp is slow."
+    async with ScriptedServer(default=Answer(text)) as srv:
+        fast = ChatBackend("fast", ModelRole(base_url=srv.base_url, model="s", max_tokens=40))
+        mind = Mind(persona, backends={"fast": fast})
+        via_mind, bare = [], []
+        for i in range(n + 5):
+            t0 = time.perf_counter_ns()
+            gen = mind.on_player_message("what now?")
+            await anext(gen)
+            t1 = time.perf_counter_ns()
+            async for _ in gen:
+                pass
+            while (ln := mind.next_line()) is not None:
+                mind.line_done(ln)
+            # The same prompt the Mind sent (its history included): only our code differs.
+            prompt = mind.prompts.build(
+                "Answer the player in character, briefly.",
+                user_text="what now?",
+                history=mind.conversation.window()[:-1],
+            )
+            t2 = time.perf_counter_ns()
+            async with fast.stream(prompt, budget_s=5.0) as reply:
+                s = SentenceSplitter()
+                async for delta in reply:
+                    if s.feed(delta):
+                        break
+            t3 = time.perf_counter_ns()
+            if i >= 5:  # warm-up
+                via_mind.append((t1 - t0) / 1000.0)
+                bare.append((t3 - t2) / 1000.0)
+        await fast.aclose()
+    return {
+        "question→first piece via Mind (HTTP)": percentiles(via_mind),
+        "baseline: bare client→first piece (HTTP)": percentiles(bare),
+    }
+
+
 def run(n: int = 2000, n_images: int = 100, seed: int = 0) -> dict[str, Any]:
     persona = load_persona("sunny")
     rng = random.Random(seed)
@@ -182,6 +227,8 @@ def run(n: int = 2000, n_images: int = 100, seed: int = 0) -> dict[str, Any]:
     per_reply = _us(split, max(50, n // 10))
     results["splitter (per char)"] = percentiles([u / len(reply) for u in per_reply], digits=3)
 
+    results.update(asyncio.run(_model_path(persona, max(20, n_images))))
+
     rows = [[k, v["p50"], v["p95"], v["max"], v["n"]] for k, v in results.items()]
     print_table(
         table("mind: our own cost per moment (µs)", ["step", "p50", "p95", "max", "n"], rows)
@@ -198,4 +245,8 @@ def run(n: int = 2000, n_images: int = 100, seed: int = 0) -> dict[str, Any]:
             2,
         ),
     }
+    via = results["question→first piece via Mind (HTTP)"]
+    bare = results["baseline: bare client→first piece (HTTP)"]
+    ratio["model_path_overhead_ms_p50"] = round((via["p50"] - bare["p50"]) / 1000.0, 3)
+    ratio["model_path_overhead_ms_p95"] = round((via["p95"] - bare["p95"]) / 1000.0, 3)
     return {"unit": "us", "results": results, "ratios": ratio, "images_from": frames_from}

@@ -230,3 +230,24 @@ def test_cutting_a_waiting_line_ends_it_at_once(engine):
     r1, r2, keys = asyncio.run(run())
     assert r2.cut and r2.sentences_dropped == 1 and r2.first_audio is None
     assert not r1.cut and keys == ["first"]
+
+
+def test_cancelling_say_cuts_the_line(engine):
+    """Mind.run_voice cancels its `say(line)` task to pre-empt: that must silence the line."""
+
+    async def run():
+        async with Speaker(engine, NullSink(realtime=True)) as speaker:
+            line = Line("A long line that is going to be pre-empted by something urgent.")
+            task = asyncio.create_task(speaker.say(line.text, VoiceSpec(), line))
+            await asyncio.sleep(0.3)
+            t0 = time.monotonic()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            urgent = await speaker.say("Now!", FAST)
+            return line, urgent, t0, list(speaker.sink.history)
+
+    line, urgent, t_cancel, history = asyncio.run(run())
+    assert history[0].cut and history[0].ended - t_cancel < 0.15
+    assert line.timing.get("first_audio") is not None
+    assert not urgent.cut and urgent.first_audio - t_cancel < 0.3  # the urgent line followed

@@ -143,13 +143,21 @@ class Speaker:
     async def say(
         self, sentences: str | Iterable[str], voice: VoiceSpec, line: Line | None = None
     ) -> Spoken:
-        """Queue a whole line and wait until it has been said (or cut)."""
+        """Queue a whole line and wait until it has been said (or cut).
+
+        Cancelling the task that awaits this cuts the line: the shape Mind.run_voice
+        expects of its `say(line)` callback.
+        """
         sentences = [sentences] if isinstance(sentences, str) else list(sentences)
         utt = self.start(voice, line, key="" if line else "".join(sentences))
         for s in sentences:
             utt.add(s)
         utt.close()
-        return await utt.wait()
+        try:
+            return await utt.wait()
+        except asyncio.CancelledError:
+            utt.cut()
+            raise
 
     def cut(self, utterance: Utterance | None = None) -> None:
         """Cut `utterance` (default: the one playing now). A queued one will never start."""

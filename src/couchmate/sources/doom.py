@@ -35,9 +35,8 @@ Truth keys and how they relate to the HUD (status bar, 640x480 by default):
 
 from __future__ import annotations
 
-import asyncio
+import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +44,12 @@ import numpy as np
 import vizdoom as vzd
 
 from couchmate.errors import SourceError, UserError
-from couchmate.sources.base import Source
 from couchmate.sources.doom_bot import BUTTONS, DoomBot, view_from_state
 from couchmate.sources.doom_scenarios import DEFAULT_SCENARIO, SCENARIOS, DoomScenario
-from couchmate.types import Frame
+from couchmate.sources.engine import EngineSource
 
 TICRATE = 35
 _RESPAWN_AFTER_TICS = 50  # how long the player lies dead on screen before respawning
-_FALL_BEHIND_S = 0.5  # realtime: further behind than this, stop trying to catch up
 _GV = vzd.GameVariable
 _AMMO_TABLE = {"bullets": _GV.AMMO2, "shells": _GV.AMMO3, "rockets": _GV.AMMO5, "cells": _GV.AMMO6}
 _WEAPON_SLOTS = {n: getattr(_GV, f"WEAPON{n}") for n in range(2, 8)}
@@ -73,10 +70,9 @@ def _resolution(text: str) -> vzd.ScreenResolution:
     return res
 
 
-class DoomSource(Source):
+class DoomSource(EngineSource):
     kind = "doom"
-    has_truth = True
-    fps = float(TICRATE)
+    native_rate = float(TICRATE)
 
     def __init__(
         self,
@@ -88,75 +84,31 @@ class DoomSource(Source):
         frame_skip: int = 1,
         resolution: str = "640x480",
     ):
-        super().__init__()
         name = scenario.strip().lower() or DEFAULT_SCENARIO
         if name not in SCENARIOS:
             raise UserError(
                 f"unknown Doom scenario {scenario!r}",
                 hint="known scenarios: " + ", ".join(SCENARIOS),
             )
-        if frame_skip < 1:
-            raise UserError(f"frame_skip must be 1 or more, not {frame_skip}")
+        super().__init__(
+            f"doom:{name}",
+            realtime=realtime,
+            seed=seed,
+            max_frames=max_frames,
+            frame_skip=frame_skip,
+        )
         self.scenario: DoomScenario = SCENARIOS[name]
-        self.spec = f"doom:{name}"
         self.profile_hint = self.scenario.hud
-        self.realtime = realtime
-        self.seed = seed
-        self.max_frames = max_frames
-        self.frame_skip = frame_skip
-        self.fps = TICRATE / frame_skip
         self._resolution = _resolution(resolution)
         self._game: vzd.DoomGame | None = None
         self._bot = DoomBot(seed=seed, can_move=self.scenario.can_move, tics_per_step=frame_skip)
         self._action: list[float] | None = None
-        self._closed = False
         self._episode = 0
         self._dead_tics = 0
         self._deaths = 0
         self._pickups = 0
         self._damage_taken = 0.0
         self._last: dict[str, Any] | None = None  # previous step's truth, for the counters
-
-    @property
-    def name(self) -> str:
-        return self.spec
-
-    # -- the async face ---------------------------------------------------------------------
-
-    async def frames(self) -> AsyncIterator[Frame]:
-        if self._closed:
-            return
-        period = self.frame_skip / TICRATE
-        try:
-            await self.in_worker(self._open)
-            index = 0
-            deadline: float | None = None
-            while not self._closed and (self.max_frames is None or index < self.max_frames):
-                if self.realtime:
-                    now = time.monotonic()
-                    deadline = now if deadline is None else deadline
-                    if deadline > now:
-                        await asyncio.sleep(deadline - now)
-                    elif now - deadline > _FALL_BEHIND_S:
-                        deadline = now
-                    deadline += period
-                if self._closed:
-                    break
-                image, t, truth = await self.in_worker(self._step)
-                frame = Frame(image=image, t=t, source=self.spec, index=index, truth=truth)
-                frame.timing.mark("captured", t)
-                index += 1
-                yield frame
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._closed = True
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            # Queued behind a step that may be running; the engine must close on its thread.
-            pool.submit(self._close_engine)
-            pool.shutdown(wait=False)
 
     # -- the engine (worker thread only) ----------------------------------------------------
 
@@ -165,6 +117,10 @@ class DoomSource(Source):
         game = vzd.DoomGame()
         try:
             game.load_config(str(Path(vzd.scenarios_path) / sc.config))
+            # ZDoom writes its ini at exit; by default into the current directory.
+            ini = Path(tempfile.gettempdir()) / "couchmate-vizdoom" / "_vizdoom.ini"
+            ini.parent.mkdir(parents=True, exist_ok=True)
+            game.set_doom_config_path(str(ini))
             if sc.doom_map:
                 game.set_doom_map(sc.doom_map)
             if sc.skill is not None:

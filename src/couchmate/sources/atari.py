@@ -1,0 +1,169 @@
+"""`atari:GAME`: an Atari 2600 game in the Arcade Learning Environment, played by a script.
+
+Frames are the console's native 210x160 RGB picture, emitted as they are. Each step runs
+`frame_skip` console frames with one action (rewards summed) and keeps the last picture.
+On game over the final frame is emitted with `game_over` true, then a new game starts: the
+stream never ends by itself.
+
+Truth keys and how they relate to the screen:
+
+- ``score``: the player's points this game (the sum of positive rewards), which is the
+  number the game prints: Breakout top left, Ms. Pac-Man under the maze, Space Invaders
+  top left (player 1), Pong top right (the green player's points, 0-21).
+- ``opponent_score``: Pong only: the computer's points (top left, orange); None elsewhere.
+- ``lives``: what the emulator reports. Breakout starts at 5 and prints the balls left as
+  the middle digit at the top; Space Invaders starts at 3 and prints it as the digit at
+  the bottom left; Ms. Pac-Man starts at 3 counting the one in play, and draws
+  ``lives - 1`` spare Ms. Pac-Man icons bottom left; Pong has no lives (always 0).
+- ``game_over``: this frame ends the game; the next frame is a fresh one.
+- ``games``: the game's number in this stream (from 1). ``frame``: console frames into
+  this game. ``reward``: points gained (Pong: gained minus lost) during this step.
+- ``game`` (the ROM id) and ``hud`` (the profile the screen matches).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ale_py import ALEInterface, LoggerMode, roms
+
+from couchmate.errors import SourceError, UserError
+from couchmate.sources.atari_policy import POLICIES, Policy
+from couchmate.sources.engine import EngineSource
+
+ALEInterface.setLoggerMode(LoggerMode.Error)
+
+
+@dataclass(frozen=True, slots=True)
+class AtariGame:
+    rom: str  # ale-py ROM id
+    hud: str  # game profile name
+
+
+#: Games with their own profile (and player); the keys include the spellings users type.
+KNOWN_GAMES: dict[str, AtariGame] = {
+    "pong": AtariGame("pong", "atari-pong"),
+    "breakout": AtariGame("breakout", "atari-breakout"),
+    "ms_pacman": AtariGame("ms_pacman", "atari-mspacman"),
+    "mspacman": AtariGame("ms_pacman", "atari-mspacman"),
+    "space_invaders": AtariGame("space_invaders", "atari-spaceinvaders"),
+    "spaceinvaders": AtariGame("space_invaders", "atari-spaceinvaders"),
+}
+GENERIC_HUD = "generic"
+
+
+def resolve_game(name: str) -> AtariGame:
+    key = name.strip().lower().replace("-", "_")
+    if key in KNOWN_GAMES:
+        return KNOWN_GAMES[key]
+    rom_ids = roms.get_all_rom_ids()
+    if key in rom_ids:
+        return AtariGame(key, GENERIC_HUD)
+    if not key:
+        raise UserError(
+            "atari needs a game, e.g. atari:pong",
+            hint="games with a profile: pong, breakout, ms_pacman, space_invaders",
+        )
+    raise UserError(
+        f"unknown Atari game {name!r}",
+        hint="ROM ids shipped with ale-py: " + ", ".join(rom_ids),
+    )
+
+
+class AtariSource(EngineSource):
+    kind = "atari"
+    native_rate = 60.0
+
+    def __init__(
+        self,
+        game: str = "",
+        *,
+        realtime: bool = True,
+        seed: int = 0,
+        max_frames: int | None = None,
+        frame_skip: int = 1,
+    ):
+        self.game = resolve_game(game)
+        super().__init__(
+            f"atari:{self.game.rom}",
+            realtime=realtime,
+            seed=seed,
+            max_frames=max_frames,
+            frame_skip=frame_skip,
+        )
+        self.profile_hint = self.game.hud
+        self._ale: ALEInterface | None = None
+        self._rng = random.Random(seed)
+        self._policy: Policy | None = None
+        self._games = 0
+        self._score = 0
+        self._opponent = 0
+        self._over = False
+
+    def _open(self) -> None:
+        ale = ALEInterface()
+        ale.setInt("random_seed", self.seed)
+        ale.setFloat("repeat_action_probability", 0.0)  # deterministic given the seed
+        ale.setInt("frame_skip", 1)
+        try:
+            ale.loadROM(roms.get_rom_path(self.game.rom))
+        except Exception as e:  # ale-py raises RuntimeError and friends
+            raise SourceError(
+                f"the Atari emulator could not load {self.game.rom!r}: {e}",
+                hint="check that the ale-py package (with its ROMs) is installed completely",
+            ) from e
+        self._ale = ale
+        self._new_game(first=True)
+
+    def _new_game(self, first: bool = False) -> None:
+        assert self._ale is not None
+        if not first:
+            self._ale.reset_game()
+        policy = POLICIES.get(self.game.rom, Policy)
+        self._policy = policy(self._ale.getMinimalActionSet(), self._rng)
+        self._games += 1
+        self._score = 0
+        self._opponent = 0
+        self._over = False
+
+    def _step(self) -> tuple[np.ndarray, float, dict[str, Any]]:
+        ale, policy = self._ale, self._policy
+        if ale is None or policy is None:
+            raise SourceError("the Atari emulator is closed")
+        if self._over:
+            self._new_game()
+        reward = 0
+        for _ in range(self.frame_skip):
+            reward += ale.act(policy.act(ale.getRAM(), ale.getEpisodeFrameNumber()))
+            if ale.game_over():
+                break
+        image = ale.getScreenRGB()
+        t = time.monotonic()
+        if self.game.rom == "pong":
+            # Pong's rewards are +1 for the player's point and -1 for the computer's.
+            self._opponent += max(0, -reward)
+            self._score += max(0, reward)
+        else:
+            self._score += reward
+        self._over = ale.game_over()
+        truth: dict[str, Any] = {
+            "score": self._score,
+            "opponent_score": self._opponent if self.game.rom == "pong" else None,
+            "lives": ale.lives(),
+            "game_over": self._over,
+            "games": self._games,
+            "frame": ale.getEpisodeFrameNumber(),
+            "reward": reward,
+            "game": self.game.rom,
+            "hud": self.game.hud,
+        }
+        return image, t, truth
+
+    def _close_engine(self) -> None:
+        # ALEInterface has no close(); dropping the last reference frees the emulator.
+        self._ale = None
+        self._policy = None

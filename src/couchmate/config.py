@@ -53,6 +53,9 @@ class WatchSettings(_Section):
     # Read a frame at least this often even when nothing seems to change.
     keyframe_max_interval_s: float = Field(1.0, gt=0)
     queue_size: int = Field(2, ge=1)
+    # Keyframes waiting for the reader; the newest wins. One keeps the state fresh: a
+    # keyframe never waits behind more than the read in progress.
+    reader_queue_size: int = Field(1, ge=1)
 
 
 class ModelRole(_Section):

@@ -102,7 +102,8 @@ class Mind:
         self.model_errors: deque[str] = deque(maxlen=32)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._moment_tasks: dict[int, asyncio.Task[Any]] = {}  # by id(event)
-        self._preempted: deque[int] = deque(maxlen=64)  # id(event) of moments cut short
+        # Moments cut short (the Event objects themselves: holding them keeps ids unique).
+        self._preempted: deque[Event] = deque(maxlen=64)
         self._answering: dict[int, Event] = {}  # player messages whose answer is streaming
         self._ready = asyncio.Event()
         self._playing: asyncio.Task[Any] | None = None
@@ -226,9 +227,11 @@ class Mind:
         self.director.answer(moment)
         # A new question makes the answer still coming to an older one moot.
         for old in self.director.drop_where(lambda ln: line_kind(ln) == "player_message"):
-            self._preempted.append(id(old.event))
-        for key in [k for k, ev in self._answering.items() if ev is not event]:
-            self._preempted.append(key)
+            self._preempted.append(old.event)  # type: ignore[arg-type]
+        self._preempted.extend(ev for ev in self._answering.values() if ev is not event)
+        playing = self.director.speaking
+        if playing is not None and line_kind(playing) == "player_message":
+            self._cut(playing)
         self._answering[id(event)] = event
         self.conversation.add_user(text)
         self._record(Happening("user_turn", text, provenance={"t": t}))
@@ -370,19 +373,23 @@ class Mind:
     def _offer(self, line: Line) -> None:
         offer = self.director.offer(line)
         if offer.cut is not None:
-            if self.on_cut is not None:
-                self.on_cut(offer.cut)
-            if self._playing is not None and not self._playing.done():
-                self._playing.cancel()
+            self._cut(offer.cut)
         # A moment whose lines were pre-empted or cut is over: stop its model reply too
         # (closing the stream stops the server generating).
         for old in (*offer.dropped, offer.cut):
             if old is not None and old.event is not None and old.event is not line.event:
-                self._preempted.append(id(old.event))
+                self._preempted.append(old.event)
                 task = self._moment_tasks.pop(id(old.event), None)
                 if task is not None:
                     task.cancel()
         self._ready.set()
+
+    def _cut(self, line: Line) -> None:
+        """Tell the voice to stop `line` now (on_cut, and run_voice's playing task)."""
+        if self.on_cut is not None:
+            self.on_cut(line)
+        if self._playing is not None and not self._playing.done():
+            self._playing.cancel()
 
     async def _model_lines(
         self, moment: Moment, decision: Decision, *, said_first: str, fallback_said: bool = False
@@ -406,7 +413,7 @@ class Mind:
                 async for piece in stream_reply(
                     backend, prompt, budget_s=max(0.05, left), max_tokens=self.max_tokens
                 ):
-                    if id(moment.event) in self._preempted:
+                    if any(ev is moment.event for ev in self._preempted):
                         break  # a more urgent moment took over: stop generating
                     line = self._line(piece.text, moment, path, decision.reason)
                     line.timing.marks.setdefault("first_token", piece.first_token)

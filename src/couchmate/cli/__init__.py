@@ -47,7 +47,8 @@ def main() -> None:
 
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        # Standalone mode: typer/click print usage errors themselves and exit.
+        app()
     except CouchmateError as e:
         if debug:
             raise
@@ -58,17 +59,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("[dim]stopped[/dim]")
         sys.exit(130)
-    except Exception as e:  # click's own usage errors and anything unexpected
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            err_console.print("[dim]aborted[/dim]")
-            sys.exit(1)
+    except Exception as e:
         if debug:
             raise
         err_console.print(f"[bold red]internal error:[/bold red] {type(e).__name__}: {e}")

@@ -33,9 +33,9 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to `app`; their heavy imports happen inside commands.
-    from couchmate.cli import bench, config_cmd, memory_cmd, mind_cmd, watch_cmd
+    from couchmate.cli import bench, config_cmd, memory_cmd, mind_cmd, play_cmd, watch_cmd
 
-    for mod in (watch_cmd, mind_cmd, memory_cmd, bench, config_cmd):
+    for mod in (play_cmd, watch_cmd, mind_cmd, memory_cmd, bench, config_cmd):
         mod.register(app)
 
 

@@ -8,12 +8,14 @@ the event loop never waits on it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from couchmate.errors import UserError
 from couchmate.registry import Registry
 from couchmate.types import Frame
 
@@ -97,3 +99,26 @@ def open_source(spec: str, **options: Any) -> Source:
     """Build a source from a spec string; options go to the source's constructor."""
     kind, arg = parse_spec(spec)
     return SOURCES.get(kind).from_spec(arg, **options)
+
+
+def source_options(spec: str, **given: Any) -> dict[str, Any]:
+    """The options the user gave (None = not given), checked against what this kind of
+    source takes: a flag that does not apply is a UserError, not a TypeError later."""
+    kind, _ = parse_spec(spec)
+    cls = SOURCES.get(kind)
+    params = inspect.signature(cls.__init__).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if name not in params and not takes_any:
+            flag = {"realtime": "--realtime/--fast"}.get(name, "--" + name.replace("_", "-"))
+            raise UserError(f"{flag} does not apply to the {kind} source")
+        out[name] = value
+    return out
+
+
+def open_source_checked(spec: str, **given: Any) -> Source:
+    """open_source() for user input: unset options dropped, inapplicable ones refused."""
+    return open_source(spec, **source_options(spec, **given))

@@ -174,8 +174,9 @@ def test_every_scenario_starts_and_plays():
 
 @pytest.mark.slow
 def test_a_minute_of_arena_has_fights_pickups_frags_and_deaths():
-    """60 s of game time (2100 tics): the bot gets hurt, picks things up, scores, dies."""
-    source = DoomSource("arena", realtime=False, max_frames=1050, frame_skip=2, seed=0)
+    """The default stream's first 60 s of game time (2100 tics, every one a frame): the bot
+    gets hurt, picks things up, scores frags and dies, and the stream goes on."""
+    source = DoomSource("arena", realtime=False, max_frames=2100, seed=0)
     frames = asyncio.run(_collect(source))
     last = frames[-1].truth
     assert last["damage_taken"] > 30

@@ -41,6 +41,7 @@ _ROCKET_SLOT = 5
 _SPLASH_DISTANCE = 160.0  # closer than this a rocket hurts the shooter too
 _ROCKET_CLEAR_DEPTH = 26  # depth units (about 190 map units) free ahead before firing one
 _ROCKET_SIDE_DEPTH = 12  # ... and no wall closer than this (about 90 units) beside the aim
+_ROCKET_TOUCH_DEPTH = 4  # ... and none this close (about 30 units) anywhere in view
 _WALL_DEPTH = 14  # depth-buffer units; about 100 map units ahead
 _STUCK_STEPS = 24
 _GIVE_UP_TICS = 35 * 4  # chasing one item longer than this: it is out of reach
@@ -318,15 +319,21 @@ def _useless(item: Seen, view: BotView) -> bool:
 
 
 def _clear_to_fire(depth: np.ndarray | None) -> bool:
-    """Whether a rocket fired now flies clear: nothing right at the crosshair, and no wall
-    edge close beside it (a rocket is fat: it clips a corner next to the muzzle)."""
+    """Whether a rocket fired now flies clear: nothing right at the crosshair, no wall edge
+    close beside it, and no wall touching the player at all (a rocket is fat: it clips a
+    wall next to the muzzle, even one only seen at the edge of the view)."""
     if depth is None:
         return True
     h, w = depth.shape[:2]
     band = depth[int(h * 0.4) : int(h * 0.5)]
     centre = float(band[:, int(w * 0.47) : int(w * 0.53)].min())
-    beside = float(band[:, int(w * 0.3) : int(w * 0.7)].min())
-    return centre >= _ROCKET_CLEAR_DEPTH and beside >= _ROCKET_SIDE_DEPTH
+    beside = float(band[:, int(w * 0.2) : int(w * 0.8)].min())
+    anywhere = float(band.min())
+    return (
+        centre >= _ROCKET_CLEAR_DEPTH
+        and beside >= _ROCKET_SIDE_DEPTH
+        and anywhere >= _ROCKET_TOUCH_DEPTH
+    )
 
 
 def _free_sectors(depth: np.ndarray | None, n: int = 12) -> list[float] | None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 # Shared by every deathmatch game: respawn at once, spread the spawns, no autoaim (our bot
 # aims itself), and the timelimit far beyond a stream's episode so the engine never ends it.
 _DEATHMATCH_ARGS = (
-    "-host 1 -deathmatch +timelimit 10.0 +sv_forcerespawn 1 +sv_noautoaim 1 "
+    "-host 1 -deathmatch +timelimit 10.0 +sv_noautoaim 1 "
     "+sv_respawnprotect 1 +sv_spawnfarthest 1 +sv_nocrouch 1 +viz_respawn_delay 0"
 )
-_COOP_ARGS = "-host 1 +sv_forcerespawn 1 +viz_respawn_delay 0"
+_COOP_ARGS = "-host 1 +viz_respawn_delay 0"
 
 
 @dataclass(frozen=True, slots=True)

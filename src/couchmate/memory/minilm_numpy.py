@@ -1,0 +1,154 @@
+"""all-MiniLM-L6-v2 (a 6-layer BERT, mean pooling) as plain numpy matrix products.
+
+Why not torch: importing torch costs ~400 MB resident before the first sentence, and the
+companion runs beside a game. This reads the same safetensors weights and tokenizer.json
+that sentence-transformers uses and gives the same vectors (cosine ≥ 0.99999), with the
+matrix products in numpy's BLAS. Texts are sorted by length and batched so that padding
+costs little.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a .safetensors file (format: u64 header size, JSON header, bytes)."""
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    base = 8 + n
+    out: dict[str, np.ndarray] = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = meta["data_offsets"]
+        dt = _DTYPES[meta["dtype"]]
+        out[name] = (
+            np.frombuffer(raw, dtype=dt, count=(b - a) // np.dtype(dt).itemsize, offset=base + a)
+            .reshape(meta["shape"])
+            .astype(dt)
+        )
+    return out
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): exact GELU without scipy.
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    return s * (1.0 - y * np.exp(-a * a))
+
+
+def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    m = x.mean(-1, keepdims=True)
+    x = x - m
+    v = (x * x).mean(-1, keepdims=True)
+    return x * (1.0 / np.sqrt(v + 1e-12)) * g + b
+
+
+class MiniLM:
+    """A BERT encoder with mean pooling and L2 normalization (sentence-transformers' recipe)."""
+
+    def __init__(self, folder: str, *, max_tokens: int = 256):
+        from tokenizers import Tokenizer
+
+        root = Path(folder)
+        cfg = json.loads((root / "config.json").read_text())
+        self.heads = int(cfg["num_attention_heads"])
+        self.hidden = int(cfg["hidden_size"])
+        self.head_dim = self.hidden // self.heads
+        self.dim = self.hidden
+        w = read_safetensors(root / "model.safetensors")
+        self._tok = Tokenizer.from_file(str(root / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_tokens)
+        self._word = w["embeddings.word_embeddings.weight"]
+        self._pos = w["embeddings.position_embeddings.weight"]
+        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
+        self._eln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        self._layers = []
+        for i in range(int(cfg["num_hidden_layers"])):
+            p = f"encoder.layer.{i}."
+
+            def g(n: str, p: str = p) -> np.ndarray:
+                return w[p + n]
+
+            qkv_w = np.concatenate(
+                [g(f"attention.self.{n}.weight") for n in ("query", "key", "value")]
+            )
+            qkv_b = np.concatenate(
+                [g(f"attention.self.{n}.bias") for n in ("query", "key", "value")]
+            )
+            self._layers.append(
+                (
+                    np.ascontiguousarray(qkv_w.T),
+                    qkv_b,
+                    np.ascontiguousarray(g("attention.output.dense.weight").T),
+                    g("attention.output.dense.bias"),
+                    g("attention.output.LayerNorm.weight"),
+                    g("attention.output.LayerNorm.bias"),
+                    np.ascontiguousarray(g("intermediate.dense.weight").T),
+                    g("intermediate.dense.bias"),
+                    np.ascontiguousarray(g("output.dense.weight").T),
+                    g("output.dense.bias"),
+                    g("output.LayerNorm.weight"),
+                    g("output.LayerNorm.bias"),
+                )
+            )
+
+    def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        b, s = ids.shape
+        h, d = self.heads, self.head_dim
+        x = self._word[ids] + self._pos[:s] + self._type0
+        x = _layer_norm(x, *self._eln).reshape(b * s, self.hidden)
+        bias = ((mask - 1.0) * 1e9).astype(np.float32)[:, None, None, :]
+        scale = float(1.0 / np.sqrt(d))  # a Python float keeps the maths in float32
+        for qkv_w, qkv_b, o_w, o_b, l1g, l1b, i_w, i_b, o2_w, o2_b, l2g, l2b in self._layers:
+            qkv = (x @ qkv_w + qkv_b).reshape(b, s, 3, h, d).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            att = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b * s, self.hidden)
+            x = _layer_norm(ctx @ o_w + o_b + x, l1g, l1b)
+            inner = x @ i_w + i_b
+            inner = 0.5 * inner * (1.0 + _erf(inner * 0.7071067811865476))
+            x = _layer_norm(inner @ o2_w + o2_b + x, l2g, l2b)
+        x = x.reshape(b, s, self.hidden)
+        m = mask[:, :, None]
+        e = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        encs = self._tok.encode_batch(texts)
+        lengths = np.array([len(e.ids) for e in encs])
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        # Batches hold about the same number of tokens, so long texts go in smaller batches.
+        budget = batch_size * 32
+        i = 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and (j - i + 1) * lengths[order[j]] <= budget and j - i < 256:
+                j += 1
+            idx = order[i:j]
+            s = int(lengths[idx].max())
+            ids = np.zeros((len(idx), s), dtype=np.int64)
+            mask = np.zeros((len(idx), s), dtype=np.float32)
+            for row, k in enumerate(idx):
+                n = lengths[k]
+                ids[row, :n] = encs[k].ids
+                mask[row, :n] = 1.0
+            out[idx] = self._forward(ids, mask)
+            i = j
+        return out

@@ -1,0 +1,227 @@
+"""MemoryService: the one door to a user's long-term memory.
+
+`remember` embeds, files topics and applies retention; `recall` runs hybrid retrieval;
+`about` answers "everything about X" from the topic index; `forget` and `purge_expired`
+remove. Calls are synchronous and thread-safe (the store locks); async callers run them in
+an executor.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from couchmate.config import MemorySettings
+from couchmate.errors import UserError
+from couchmate.memory.embeddings import Embedder, make_embedder
+from couchmate.memory.retrieval import Hit, RetrievalParams, Retriever, pack
+from couchmate.memory.store import STORES, MemoryStore
+from couchmate.memory.topics import mentioned, normalize, normalize_all, topic_key, topics_for
+from couchmate.types import Memory, MemoryKind
+
+DAY = 86400.0
+
+
+class MemoryService:
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        settings: MemorySettings | None = None,
+        *,
+        params: RetrievalParams | None = None,
+        retention_days: Callable[[str], float] | None = None,
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings or MemorySettings()
+        self.retriever = Retriever(store, params)
+        # The plan's retention window per user; the settings' value unless a server says.
+        self._retention_days = retention_days or (lambda _user: self.settings.retention_days)
+        self._known: dict[str, dict[str, str]] = {}  # user → {match key: topic name}
+        self._known_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings | None = None) -> MemoryService:
+        """The store and embedder the settings name (memory.store, memory.embedder)."""
+        settings = settings or MemorySettings()
+        embedder = make_embedder(settings)
+        store_cls = STORES.get(settings.store)
+        if settings.store == "postgres":
+            store = store_cls(settings.url, dim=embedder.dim or 384)
+        else:
+            store = store_cls(settings.path or None, dim=embedder.dim or 384)
+        return cls(store, embedder, settings)
+
+    # --- writes -------------------------------------------------------------------------
+    def remember(self, user_id: str, memories: Memory | Iterable[Memory]) -> list[str]:
+        """Store memories for this user; returns their ids once they are durable."""
+        if isinstance(memories, Memory):
+            memories = [memories]
+        batch = [self._prepare(user_id, m) for m in memories]
+        if not batch:
+            return []
+        vectors = self.embedder.embed([embed_text(m) for m in batch])
+        ids = self.store.add(batch, vectors)
+        with self._known_lock:
+            known = self._known.get(user_id)
+            if known is not None:
+                for m in batch:
+                    known.update((topic_key(t), t) for t in m.topics)
+        return ids
+
+    def note(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        kind: MemoryKind = "episode",
+        topics: Sequence[str] = (),
+        importance: float = 0.5,
+        provenance: dict | None = None,
+        t: float | None = None,
+    ) -> str:
+        """Remember one text (a shortcut for `remember` with a single new Memory)."""
+        m = Memory(
+            user_id=user_id,
+            kind=kind,
+            text=text,
+            topics=list(topics),
+            importance=importance,
+            provenance=dict(provenance or {}),
+            t=time.time() if t is None else t,
+        )
+        return self.remember(user_id, [m])[0]
+
+    def _prepare(self, user_id: str, m: Memory) -> Memory:
+        if not user_id:
+            raise UserError("a memory call needs a user id", hint="pass the user's id (user.id)")
+        if m.user_id and m.user_id != user_id:
+            raise UserError(
+                "a memory of another user was handed to remember()",
+                hint="each memory's user_id must match the user it is remembered for",
+            )
+        if not m.text or not m.text.strip():
+            raise UserError("a memory needs text", hint="skip empty turns before remembering")
+        topics = topics_for(m.text, m.topics, self._known_topics(user_id).values())
+        m = replace(
+            m, user_id=user_id, topics=topics, importance=float(min(1.0, max(0.0, m.importance)))
+        )
+        days = self._retention_days(user_id)
+        if m.retention == "expiring" or (m.kind == "episode" and days > 0):
+            expires = (
+                m.expires_at
+                if m.expires_at is not None
+                else (m.t + days * DAY if days > 0 else None)
+            )
+            m = replace(m, retention="expiring", expires_at=expires)
+        return m
+
+    def forget(self, user_id: str, ids: Sequence[str]) -> int:
+        """Delete these memories of this user (ids of other users change nothing)."""
+        return self.store.delete(user_id, list(ids))
+
+    def forget_topic(self, user_id: str, topic: str) -> int:
+        """Delete everything filed under a topic."""
+        ids = [m.id for m in self.about(user_id, topic, limit=1_000_000)]
+        return self.forget(user_id, ids)
+
+    def purge_expired(self, now: float | None = None) -> int:
+        return self.store.purge_expired(time.time() if now is None else now)
+
+    # --- reads --------------------------------------------------------------------------
+    def recall(
+        self,
+        user_id: str,
+        query: str,
+        topics: Sequence[str] | None = None,
+        kinds: Sequence[MemoryKind] | None = None,
+        k: int = 10,
+        budget_tokens: int | None = None,
+        *,
+        now: float | None = None,
+    ) -> list[Hit]:
+        """The memories that best answer `query`, best first.
+
+        `topics` names what the scene is about (the game's title, the show); topics the
+        query itself mentions are added. With `budget_tokens`, only the hits that fit in
+        the budget (as `pack` would lay them out) are returned.
+        """
+        vector = self.embedder.embed([query])[0] if query.strip() else None
+        return self.recall_vector(
+            user_id,
+            query,
+            vector,
+            topics=topics,
+            kinds=kinds,
+            k=k,
+            budget_tokens=budget_tokens,
+            now=now,
+        )
+
+    def recall_vector(
+        self,
+        user_id: str,
+        query: str,
+        vector: np.ndarray | None,
+        *,
+        topics: Sequence[str] | None = None,
+        kinds: Sequence[MemoryKind] | None = None,
+        k: int = 10,
+        budget_tokens: int | None = None,
+        now: float | None = None,
+    ) -> list[Hit]:
+        """`recall` with the query already embedded (benchmarks time search alone)."""
+        if not user_id:
+            raise UserError("a memory call needs a user id", hint="pass the user's id (user.id)")
+        wanted = normalize_all(topics or [])
+        known = self._known_topics(user_id)
+        wanted += [known[g] for g in mentioned(query, set(known)) if known[g] not in wanted]
+        hits = self.retriever.search(
+            user_id, query, vector, topics=wanted, kinds=kinds, k=k, now=now
+        )
+        if budget_tokens is not None:
+            text = pack(hits, budget_tokens)
+            hits = [h for h in hits if h.memory.text.strip() in text]
+        return hits
+
+    def recall_text(
+        self,
+        user_id: str,
+        query: str,
+        topics: Sequence[str] | None = None,
+        budget_tokens: int | None = None,
+        k: int = 20,
+    ) -> tuple[str, list[Hit]]:
+        """Prompt text within the budget (settings' token_budget by default) and its hits."""
+        budget = budget_tokens or self.settings.token_budget
+        hits = self.recall(user_id, query, topics=topics, k=k)
+        text = pack(hits, budget)
+        return text, [h for h in hits if h.memory.text.strip() in text]
+
+    def about(self, user_id: str, topic: str, limit: int = 50) -> list[Memory]:
+        """Everything filed under a topic, newest first."""
+        return self.store.list(user_id, topic=normalize(topic), limit=limit)
+
+    def topics(self, user_id: str) -> dict[str, int]:
+        return self.store.topics(user_id)
+
+    def _known_topics(self, user_id: str) -> dict[str, str]:
+        with self._known_lock:
+            known = self._known.get(user_id)
+            if known is None:
+                known = {topic_key(t): t for t in self.store.topics(user_id)}
+                self._known[user_id] = known
+            return known
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def embed_text(m: Memory) -> str:
+    """What gets embedded for a memory: its text (context goes in via the text itself)."""
+    return m.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from couchmate.mind.moments import Moment
 from couchmate.mind.splitter import SentenceSplitter
@@ -103,6 +103,10 @@ class Piece:
     index: int
     #: monotonic time of the reply's first token
     first_token: float
+    #: monotonic time the request left (None: unknown); with `ready`, the model's own time
+    request_sent: float | None = None
+    #: monotonic time this piece's text was complete
+    ready: float = 0.0
 
 
 async def stream_reply(
@@ -124,10 +128,17 @@ async def stream_reply(
             if first is None:
                 first = now()
             for text in splitter.feed(delta):
-                yield Piece(text, index, first)
+                yield Piece(text, index, first, _sent(reply), now())
                 index += 1
         for text in splitter.flush():
-            yield Piece(text, index, first if first is not None else now())
+            first = first if first is not None else now()
+            yield Piece(text, index, first, _sent(reply), now())
             index += 1
     finally:
         await reply.aclose()
+
+
+def _sent(reply: Any) -> float | None:
+    """When the request left, if the backend's stream keeps timing marks."""
+    timing = getattr(reply, "timing", None)
+    return timing.get("request_sent") if timing is not None else None

@@ -417,6 +417,9 @@ class Mind:
                         break  # a more urgent moment took over: stop generating
                     line = self._line(piece.text, moment, path, decision.reason)
                     line.timing.marks.setdefault("first_token", piece.first_token)
+                    if piece.request_sent is not None:
+                        line.timing.marks.setdefault("request_sent", piece.request_sent)
+                    line.timing.mark("text_ready", piece.ready or self.clock())
                     pieces.append(piece.text)
                     self._offer(line)
                     yield line

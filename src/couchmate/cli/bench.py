@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from couchmate.cli.common import write_json
+from couchmate.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -43,12 +44,33 @@ def register(app: typer.Typer) -> None:
     @sub.command("latency")
     def latency(
         seconds: float = typer.Option(60.0, help="How long to drive the demo pipeline."),
+        source: str = typer.Option("doom", help="What the companion watches."),
+        ask_every: float = typer.Option(6.0, help="Ask the companion a question this often (s)."),
+        model_server: str = typer.Option(
+            "auto",
+            help="auto: your configured models, else a tiny local llama.cpp server; "
+            "none: reflex only.",
+        ),
+        talkativeness: int = typer.Option(
+            3, min=0, max=3, help="3 (chatty) gives the most samples per minute."
+        ),
         json_path: Path = typer.Option(None, "--json", help="Write the results here."),
     ) -> None:
         """Event → decided → first token → first audio, per path, p50 and p95."""
         from couchmate.bench import latency as b
 
-        write_json(json_path, b.run(seconds=seconds))
+        if model_server not in ("auto", "none"):
+            raise UserError(f"--model-server {model_server!r}", hint="use auto or none")
+        write_json(
+            json_path,
+            b.run(
+                seconds,
+                source=source,
+                ask_every_s=ask_every,
+                model_server=model_server,
+                talkativeness=talkativeness,
+            ),
+        )
 
     @sub.command("memory")
     def memory(

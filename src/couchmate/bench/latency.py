@@ -1,0 +1,231 @@
+"""`couchmate bench latency`: how fast the companion reacts, per path, on the demo pipeline.
+
+Drives the demo's pipeline (the Doom bot → watch → mind → voice, muted but timed) for a
+while and asks the companion a question every few seconds, so both the reflex path and
+the model paths are exercised. Per path: event → decided, → first token, → first audio
+(p50/p95). `overhead_ms` is everything on the model path that is not the model's own time:
+
+    overhead = (request sent − event)                   routing, memory, prompt, images
+             + (first audio − max(text ready, voice free))   splitting, queue, TTS, sink
+
+where "text ready" is when the model had streamed the first speakable clause and "voice
+free" is when the line before it finished playing (waiting for a turn to speak is not
+machinery). With no model configured it starts llama-cpp-python's server on a tiny
+random-weight GGUF — a real OpenAI-compatible server over real HTTP whose own time is
+small — so the machinery is measured, not a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from couchmate.bench.stats import percentiles, print_table
+
+QUESTIONS = (
+    "What should I do now?",
+    "How am I doing?",
+    "Any tips for this fight?",
+    "Where should I go next?",
+    "Was that a good move?",
+    "What's my health at?",
+)
+
+
+def run(
+    seconds: float = 60.0,
+    *,
+    source: str = "doom",
+    ask_every_s: float = 6.0,
+    model_server: str = "auto",
+    talkativeness: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    return asyncio.run(_run(seconds, source, ask_every_s, model_server, talkativeness, seed))
+
+
+async def _run(
+    seconds: float,
+    source: str,
+    ask_every_s: float,
+    model_server: str,
+    talkativeness: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    from couchmate import config
+
+    settings = config.load().settings
+    if talkativeness is not None:
+        settings.persona.talkativeness = talkativeness
+    configured = settings.models.fast.enabled or settings.models.smart.enabled
+    use_local = model_server == "auto" and not configured
+    with contextlib.ExitStack() as stack:
+        if use_local:
+            base_url = stack.enter_context(_tiny_server())
+            for role in (settings.models.fast, settings.models.smart):
+                role.base_url, role.model, role.preset = base_url, "tiny", ""
+                role.max_images = 0  # a text-only model: images would be dropped anyway
+        elif model_server == "none":
+            settings.models.fast.base_url = settings.models.smart.base_url = ""
+            settings.models.fast.preset = settings.models.smart.preset = ""
+        report = await _drive(settings, source, seconds, ask_every_s, seed)
+    which = "tiny llama.cpp (local)" if use_local else ("none" if not configured else "settings")
+    return _summarise(report, which, settings.persona.talkativeness)
+
+
+@contextlib.contextmanager
+def _tiny_server():  # type: ignore[no-untyped-def]
+    from couchmate.models.local_server import LlamaServer, write_tiny_gguf
+
+    with tempfile.TemporaryDirectory(prefix="couchmate-bench-") as tmp:
+        model = write_tiny_gguf(Path(tmp) / "tiny.gguf")
+        with LlamaServer(model, n_ctx=4096) as server:
+            yield server.base_url
+
+
+async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, seed: int) -> Any:
+    from rich.progress import Progress
+
+    from couchmate.models.backends import Backends
+    from couchmate.session import Session
+    from couchmate.sources.base import open_source
+    from couchmate.voice.build import build_speaker
+
+    backends = Backends.from_settings(settings)
+    for b in backends.all():
+        with contextlib.suppress(Exception):
+            await b.models(budget_s=5.0)  # warm the client (lazy imports, connection)
+    source = open_source(spec, realtime=True, seed=seed)
+    speaker = build_speaker(settings.voice, mute=True)
+    session = Session(settings, source, backends=backends, speaker=speaker, greet=False)
+
+    async def questions() -> None:
+        i = 0
+        while True:
+            await asyncio.sleep(ask_every_s)
+            session.ask(QUESTIONS[i % len(QUESTIONS)])
+            i += 1
+
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"driving {spec} for {seconds:.0f} s", total=seconds)
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                progress.advance(bar, 0.5)
+
+        async with session, asyncio.TaskGroup() as tg:
+            helpers = [tg.create_task(questions()), tg.create_task(tick())]
+            try:
+                return await session.run(seconds)
+            finally:
+                for h in helpers:
+                    h.cancel()
+                await backends.aclose()
+
+
+def _summarise(report: Any, model: str, talkativeness: int) -> dict[str, Any]:
+    spans = {
+        "event_to_decided_ms": ("evented", "decided"),
+        "event_to_first_token_ms": ("evented", "first_token"),
+        "event_to_first_audio_ms": ("evented", "first_audio"),
+        "capture_to_first_audio_ms": ("captured", "first_audio"),
+    }
+    by_path: dict[str, dict[str, list[float]]] = {}
+    overhead: list[float] = []
+    pre_ms: list[float] = []
+    post_ms: list[float] = []
+    model_ms: list[float] = []
+    waited_ms: list[float] = []
+    previous_end: float | None = None
+    for u in sorted(report.utterances, key=lambda u: u.start):
+        m = u.line.timing.marks
+        row = by_path.setdefault(u.line.path, {k: [] for k in spans})
+        for key, (a, b) in spans.items():
+            if a in m and b in m:
+                row[key].append((m[b] - m[a]) * 1000.0)
+        if u.line.path != "reflex" and {"request_sent", "text_ready", "evented"} <= m.keys():
+            voice_free = max(m["text_ready"], previous_end or 0.0)
+            pre = m["request_sent"] - m["evented"]
+            post = max(0.0, m["first_audio"] - voice_free)
+            overhead.append((pre + post) * 1000.0)
+            pre_ms.append(pre * 1000.0)
+            post_ms.append(post * 1000.0)
+            model_ms.append((m["text_ready"] - m["request_sent"]) * 1000.0)
+        if "evented" in m and previous_end is not None:
+            # Time a line spent waiting for the one before it to finish (not machinery).
+            waited_ms.append(max(0.0, previous_end - max(m["evented"], m.get("text_ready", 0))))
+        previous_end = u.end
+    paths = {
+        path: {
+            **{k: percentiles(v) for k, v in row.items()},
+            "n": len(row["event_to_first_audio_ms"]),
+        }
+        for path, row in sorted(by_path.items())
+    }
+    result = {
+        "seconds": round(report.seconds, 1),
+        "talkativeness": talkativeness,
+        "model": model,
+        "paths": paths,
+        "overhead_ms": percentiles(overhead),
+        "overhead_parts_ms": {
+            "before_request": percentiles(pre_ms),
+            "after_first_clause": percentiles(post_ms),
+        },
+        "model_ms": percentiles(model_ms),
+        "waited_for_voice_ms": percentiles(waited_ms),
+        "lines": len(report.utterances),
+        "events": dict(report.events),
+        "director": report.mind.get("director", {}),
+        "model_errors": report.mind.get("model_errors", [])[-5:],
+    }
+    _print(result)
+    return result
+
+
+def _print(r: dict[str, Any]) -> None:
+    t = Table(title=f"latency over {r['seconds']} s (model: {r['model']})")
+    t.add_column("path")
+    t.add_column("n", justify="right")
+    for col in ("→decided", "→first token", "→first audio", "capture→audio"):
+        t.add_column(f"{col} p50", justify="right")
+        t.add_column("p95", justify="right")
+    for path, row in r["paths"].items():
+        cells = [path, str(row["n"])]
+        for key in (
+            "event_to_decided_ms",
+            "event_to_first_token_ms",
+            "event_to_first_audio_ms",
+            "capture_to_first_audio_ms",
+        ):
+            p = row[key]
+            cells += [f"{p['p50']:.1f}", f"{p['p95']:.1f}"] if p["n"] else ["–", "–"]
+        t.add_row(*cells)
+    print_table(t)
+    o, mm = r["overhead_ms"], r["model_ms"]
+    print_table(
+        _two_rows(
+            "model path: ours vs the model's own time (ms)",
+            [
+                ("overhead (everything but the model)", o),
+                ("  before the request", r["overhead_parts_ms"]["before_request"]),
+                ("  first clause → first audio", r["overhead_parts_ms"]["after_first_clause"]),
+                ("model: request sent → first clause", mm),
+            ],
+        )
+    )
+
+
+def _two_rows(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:
+    t = Table(title=title)
+    for col in ("", "n", "p50", "p95"):
+        t.add_column(col, justify="right" if col else "left")
+    for name, p in rows:
+        t.add_row(name, str(p.get("n", 0)), f"{p.get('p50', 0):.1f}", f"{p.get('p95', 0):.1f}")
+    return t

@@ -2,7 +2,8 @@
 
 What a reasonable person would build without game profiles: run rapidocr (detection +
 recognition, its shipped ONNX models; the angle classifier is off because game HUDs are
-upright) on the whole frame, with per-character boxes, then map text to fields by layout:
+upright) on the whole frame (frames under 480 px tall are upscaled first, bicubic), with
+per-character boxes, then map text to fields by layout:
 
 - Doom: find the status-bar labels (AMMO, HEALTH, ARMOR, FRAGS) among the recognized
   words; every recognized digit that sits just above a label (within three label heights,
@@ -29,6 +30,7 @@ import numpy as np
 
 from couchmate.types import FieldReading, Frame, GameState
 
+MIN_OCR_HEIGHT = 480  # upscale frames shorter than this before OCR
 DOOM_LABELS = {"AMMO": "ammo", "HEALTH": "health", "ARMOR": "armor", "FRAGS": "frags"}
 
 
@@ -56,9 +58,22 @@ Line = list[Glyph]
 Fields = dict[str, FieldReading]
 
 
-def _box(points: object) -> tuple[float, float, float, float]:
-    a = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+def _box(points: object) -> tuple[float, float, float, float] | None:
+    a = np.asarray(points, dtype=np.float32).reshape(-1)
+    if a.size < 4 or a.size % 2:
+        return None
+    a = a.reshape(-1, 2)
     return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 0].max()), float(a[:, 1].max())
+
+
+def _glyph(item: object, scale: float) -> Glyph | None:
+    """One (text, score, box) entry of rapidocr's word results, or None if malformed."""
+    if not isinstance(item, tuple | list) or len(item) != 3 or not isinstance(item[0], str):
+        return None
+    box = _box(item[2])
+    if box is None:
+        return None
+    return Glyph(item[0], float(item[1]), *(v / scale for v in box))
 
 
 def _runs(glyphs: list[Glyph]) -> list[list[Glyph]]:
@@ -168,10 +183,18 @@ class NaiveOcrReader:
         )
 
     def lines(self, image: np.ndarray) -> list[Line]:
+        """Recognized lines as glyphs, in the coordinates of `image`."""
+        h = image.shape[0]
+        # Small frames (Atari's 210x160) are upscaled first, as anyone would before OCR.
+        scale = max(1.0, MIN_OCR_HEIGHT / h)
+        if scale > 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         result = self._ocr(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         out: list[Line] = []
         for word in result.word_results or ():
-            line = [Glyph(text, float(score), *_box(pts)) for text, score, pts in word]
+            if len(word) == 3 and isinstance(word[0], str):  # one glyph, not wrapped
+                word = (word,)
+            line = [g for g in (_glyph(item, scale) for item in word) if g is not None]
             if line:
                 out.append(line)
         return out

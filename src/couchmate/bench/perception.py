@@ -24,7 +24,11 @@ How it measures (and what that means):
    images, at their original pace) go through the same pipeline with `NaiveOcrReader`
    (full-frame rapidocr on every keyframe, no profile; see bench/naive_ocr.py). Its fields
    are scored the same way; `speedup_p50` = baseline capture_to_state p50 / ours.
-5. `gate_ms_1280x720`: the change gate's own cost per frame, one thread, on the captured
+5. Truth alignment: a status bar can show the previous tic's values (ViZDoom's does: the
+   HUD digits change one frame after the engine's variable). `truth_lag_frames` (from
+   `run(truth_lag=...)`, else the source's `hud_lag_frames`, else 0) compares frame i with
+   the truth of frame i - lag, for fields and for the expected events alike.
+6. `gate_ms_1280x720`: the change gate's own cost per frame, one thread, on the captured
    keyframes resized to 1280x720 (with the profile's HUD regions).
 """
 
@@ -41,7 +45,7 @@ from couchmate.bench.naive_ocr import BASELINE_FIELDS, NaiveOcrReader
 from couchmate.bench.stats import latency_rows, match_in_time, percentiles, prf, table
 from couchmate.config import WatchSettings
 from couchmate.errors import UserError
-from couchmate.sources.base import Source, open_source
+from couchmate.sources.base import SOURCES, Source, open_source, parse_spec
 from couchmate.types import Event, FieldReading, Frame, GameState, Timing, now
 from couchmate.watch.keyframes import GateDecision, gate_cost_ms
 from couchmate.watch.pipeline import SIGNAL_KINDS, WatchPipeline, WatchUpdate
@@ -56,6 +60,8 @@ TRUTH_KEYS: dict[str, str] = {
     "shells": "ammo_table.shells",
     "rockets": "ammo_table.rockets",
     "cells": "ammo_table.cells",
+    # Pong's right (green) score is the player's: the Atari source's `score`
+    "player_score": "score",
 }
 #: events the gate raises from pixels alone; the engine has no truth for them
 SIGNALS = SIGNAL_KINDS
@@ -236,15 +242,28 @@ async def _collect(pipeline: WatchPipeline) -> tuple[list[WatchUpdate], str]:
     return updates, error
 
 
+def _shift(
+    truth: dict[int, tuple[float, dict[str, Any]]], lag: int
+) -> dict[int, tuple[float, dict[str, Any]]]:
+    """Frame i (its time) with the truth of frame i - lag: what its status bar shows."""
+    if lag <= 0:
+        return truth
+    return {i: (t, truth[i - lag][1]) for i, (t, _) in truth.items() if i - lag in truth}
+
+
 async def _run(
-    source: str, frames: int, baseline: bool, seed: int, tolerance_s: float
+    source: str,
+    frames: int,
+    baseline: bool,
+    seed: int,
+    tolerance_s: float,
+    truth_lag: int | None,
 ) -> dict[str, Any]:
-    inner = open_source(source, realtime=True, seed=seed, max_frames=frames)
-    if not inner.has_truth:
-        inner.close()
+    if not SOURCES.get(parse_spec(source)[0]).has_truth:
         raise UserError(
             f"{source!r} has no ground truth", hint="use an engine source: doom or atari:GAME"
         )
+    inner = open_source(source, realtime=True, seed=seed, max_frames=frames)
     family = inner.kind
     tap = _Tap(inner)
     keyframes: list[Frame] = []
@@ -263,7 +282,9 @@ async def _run(
     events = [e for u in updates if u.state is not None for e in u.events if e.kind not in SIGNALS]
     size = keyframes[0].size
     fields = _profile_fields(profile, size)
-    expected = _truth_events(profile, tap.truth, fields)
+    lag = int(getattr(inner, "hud_lag_frames", 0)) if truth_lag is None else truth_lag
+    truth = _shift(tap.truth, lag)
+    expected = _truth_events(profile, truth, fields)
 
     result: dict[str, Any] = {
         "source": inner.name,
@@ -272,7 +293,8 @@ async def _run(
         "frames": frames,
         "captured": stats.captured,
         "states": len(states),
-        "fields": _field_accuracy(states, tap.truth, fields),
+        "truth_lag_frames": lag,
+        "fields": _field_accuracy(states, truth, fields),
         "events": _event_scores(events, expected, tolerance_s),
         "latency_ms": _latency(states, events),
         "keyframe_ratio": round(stats.keyframes / max(1, stats.captured), 4),
@@ -288,7 +310,7 @@ async def _run(
     }
     if baseline:
         result["baseline"] = await _baseline(
-            family, profile, keyframes, tap.truth, fields, expected, tolerance_s, inner.name
+            family, profile, keyframes, truth, fields, expected, tolerance_s, inner.name
         )
         ours_p50 = result["latency_ms"]["capture_to_state"]["p50"]
         base_p50 = result["baseline"]["latency_ms"]["capture_to_state"]["p50"]
@@ -400,8 +422,13 @@ def run(
     seed: int = 0,
     *,
     tolerance_s: float = 0.5,
+    truth_lag: int | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark (prints its tables) and return the JSON-able result."""
+    """Run the benchmark (prints its tables) and return the JSON-able result.
+
+    `truth_lag`: compare frame i with the engine truth of frame i - truth_lag (None: the
+    source's `hud_lag_frames`, else 0).
+    """
     if frames < 1:
         raise UserError("--frames must be at least 1")
-    return asyncio.run(_run(source, frames, baseline, seed, tolerance_s))
+    return asyncio.run(_run(source, frames, baseline, seed, tolerance_s, truth_lag))

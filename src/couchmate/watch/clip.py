@@ -8,6 +8,7 @@ that it thins the clip evenly rather than shortening it).
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import cv2
@@ -17,7 +18,8 @@ from couchmate.types import Frame
 
 
 class ClipBuffer:
-    """A ring buffer of keyframes. Not thread-safe: one owner (the pipeline) adds to it."""
+    """A ring buffer of keyframes. The pipeline adds from its gate thread while consumers
+    take clips on the event loop, so both sides hold a lock (held for microseconds)."""
 
     def __init__(self, seconds: float = 8.0, *, max_frames: int = 64, max_side: int = 640):
         if seconds <= 0 or max_frames <= 0 or max_side <= 0:
@@ -26,22 +28,25 @@ class ClipBuffer:
         self.max_frames = max_frames
         self.max_side = max_side
         self._frames: deque[Frame] = deque()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._frames)
 
     @property
     def nbytes(self) -> int:
-        return sum(f.image.nbytes for f in self._frames)
+        with self._lock:
+            return sum(f.image.nbytes for f in self._frames)
 
     def add(self, frame: Frame) -> None:
         """Keep `frame` (a downscaled copy when it is larger than `max_side`)."""
-        self._frames.append(self._shrunk(frame))
-        newest = frame.t
-        while self._frames and self._frames[0].t < newest - self.seconds:
-            self._frames.popleft()
-        while len(self._frames) > self.max_frames:
-            self._thin()
+        small = self._shrunk(frame)
+        with self._lock:
+            self._frames.append(small)
+            while self._frames and self._frames[0].t < frame.t - self.seconds:
+                self._frames.popleft()
+            while len(self._frames) > self.max_frames:
+                self._thin()
 
     def _thin(self) -> None:
         """Drop the frame whose neighbours are closest: the clip keeps its whole time span
@@ -54,7 +59,8 @@ class ClipBuffer:
         del f[best]
 
     def clear(self) -> None:
-        self._frames.clear()
+        with self._lock:
+            self._frames.clear()
 
     def _shrunk(self, frame: Frame) -> Frame:
         h, w = frame.image.shape[:2]
@@ -78,11 +84,13 @@ class ClipBuffer:
 
         The newest keyframe is always included; frames come oldest first.
         """
-        if not self._frames:
+        with self._lock:
+            frames = list(self._frames)
+        if not frames:
             return []
-        newest = self._frames[-1].t
+        newest = frames[-1].t
         span = self.seconds if seconds is None else min(seconds, self.seconds)
-        window = [f for f in self._frames if f.t >= newest - span]
+        window = [f for f in frames if f.t >= newest - span]
         k = len(window) if max_frames is None else max(1, min(max_frames, len(window)))
         if k >= len(window):
             return window

@@ -13,9 +13,12 @@ frame when
   change is a few dozen pixels and would vanish in the small copy,
 - or nothing was read for `max_interval_s` (`interval`), so a slow drift is read anyway.
 
-It also raises two signals the pipeline turns into events: `scene_change` (the picture's
-brightness histogram moved a lot: a new level, a menu, a cut; rotation inside one room does
-not move it) and `idle` (nothing changed for `idle_after_s`). Cost: well under 2 ms per
+It also raises two signals the pipeline turns into events: `scene_change` and `idle`
+(nothing changed for `idle_after_s`). A scene change is a frame whose brightness histogram
+moved far from the last keyframe's (a cut, a menu, another game; also a frame of another
+size), rate-limited by a cooldown. With a profile, the HUD must have gone too: walking from a
+dark room into a lit one or a red damage flash moves the histogram of a Doom frame as much
+as a cut does, but its status bar is still there (`_same_hud`). Cost: well under 2 ms per
 1280x720 frame on one core (`couchmate bench perception` reports the figure).
 """
 
@@ -80,6 +83,11 @@ def small_gray(image: np.ndarray, width: int = SMALL_WIDTH) -> np.ndarray:
     return small
 
 
+def _gray(crop: np.ndarray) -> np.ndarray:
+    g = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
+    return g.ravel().astype(np.float32)
+
+
 def _histogram(gray: np.ndarray) -> np.ndarray:
     h = np.bincount((gray >> 3).ravel(), minlength=32).astype(np.float32)
     return h / max(1.0, float(h.sum()))
@@ -98,10 +106,11 @@ class KeyframeGate:
         max_threshold: float = 40.0,
         window_s: float = 3.0,
         hud_pixel_delta: int = 40,
-        hud_min_pixels: int = 4,
+        hud_min_values: int = 4,  # channel values (R, G or B of one pixel) past the delta
         scene_distance: float = 0.4,
         scene_min_score: float = 12.0,
         scene_cooldown_s: float = 2.0,
+        hud_same_ncc: float = 0.5,
         idle_after_s: float = 10.0,
         idle_motion: float = 0.5,
     ):
@@ -111,10 +120,11 @@ class KeyframeGate:
         self.max_threshold = max_threshold
         self.window_s = window_s
         self.hud_pixel_delta = hud_pixel_delta
-        self.hud_min_pixels = hud_min_pixels
+        self.hud_min_values = hud_min_values
         self.scene_distance = scene_distance
         self.scene_min_score = scene_min_score
         self.scene_cooldown_s = scene_cooldown_s
+        self.hud_same_ncc = hud_same_ncc
         self.idle_after_s = idle_after_s
         self.idle_motion = idle_motion
         self._regions_fn = regions
@@ -170,12 +180,32 @@ class KeyframeGate:
             if old is None or old.shape != crop.shape:
                 changed.append(name)
                 continue
-            diff = cv2.absdiff(crop, old)
-            if diff.ndim == 3:
-                diff = diff.max(axis=2)
-            if int(np.count_nonzero(diff > self.hud_pixel_delta)) >= self.hud_min_pixels:
+            # Channel values that moved by more than the delta; a 2-D view lets OpenCV count
+            # them in one pass (much cheaper than a numpy max over the channel axis).
+            diff = cv2.absdiff(crop, old).reshape(crop.shape[0], -1)
+            _, moved = cv2.threshold(diff, self.hud_pixel_delta, 255, cv2.THRESH_BINARY)
+            if cv2.countNonZero(moved) >= self.hud_min_values:
                 changed.append(name)
         return tuple(changed), crops
+
+    def _same_hud(self, crops: dict[str, np.ndarray]) -> bool:
+        """Is the profile's HUD still on screen, as on the last keyframe?
+
+        Normalized cross-correlation of the HUD boxes in gray: a damage flash or a new
+        palette tints them (NCC stays high), a changed digit moves it a little, another
+        screen (a menu, an intermission, another game) drops it near zero.
+        """
+        names = [
+            n for n in crops if n in self._key_hud and crops[n].shape == self._key_hud[n].shape
+        ]
+        if not names:
+            return False
+        a = np.concatenate([_gray(crops[n]) for n in names])
+        b = np.concatenate([_gray(self._key_hud[n]) for n in names])
+        a -= a.mean()
+        b -= b.mean()
+        denom = float(np.sqrt(float(a @ a) * float(b @ b)))
+        return denom > 0 and float(a @ b) / denom >= self.hud_same_ncc
 
     def check(self, frame: Frame, *, force: str = "") -> GateDecision:
         """Decide on one frame (uses `frame.t`, so replays decide as the live run did).
@@ -196,10 +226,25 @@ class KeyframeGate:
 
         key = self._key_small
         if key is None or key.shape != small.shape:
+            # The first frame, or the picture changed shape (another window, another game):
+            # nothing to compare with, and the latter is a scene change by any measure.
+            resized = key is not None
             self._remember(t, small, crops)
             self._last_change_t = t
-            ms = (time.perf_counter() - t0) * 1000.0
-            return GateDecision(True, "first", 255.0, threshold, motion, hud_fields, ms=ms)
+            self._idle = False
+            if resized:
+                self._last_scene_t = t
+            return GateDecision(
+                keep=True,
+                reason="scene" if resized else "first",
+                score=255.0,
+                threshold=threshold,
+                motion=motion,
+                hud_fields=hud_fields,
+                scene_change=resized,
+                scene_distance=1.0 if resized else 0.0,
+                ms=(time.perf_counter() - t0) * 1000.0,
+            )
 
         score = float(cv2.absdiff(small, key).mean())
         hist = _histogram(small)
@@ -208,6 +253,7 @@ class KeyframeGate:
             scene_dist >= self.scene_distance
             and score >= self.scene_min_score
             and t - self._last_scene_t >= self.scene_cooldown_s
+            and not self._same_hud(crops)
         )
         if scene_change:
             self._last_scene_t = t

@@ -172,7 +172,7 @@ class WatchPipeline:
         q = self.settings.queue_size
         self._capture_q: LatestQueue[Frame] = LatestQueue(q, name="capture", lossless=lossless)
         self._reader_q: LatestQueue[tuple[Frame, GateDecision]] = LatestQueue(
-            q, name="reader", lossless=lossless
+            self.settings.reader_queue_size, name="reader", lossless=lossless
         )
         self._out_q: LatestQueue[WatchUpdate] = LatestQueue(
             output_size, name="output", lossless=lossless
@@ -444,8 +444,15 @@ class WatchPipeline:
                     )
                 except Exception as e:
                     self._counts["errors"] += 1
+                    n = self._counts["errors"]
+                    if n & (n - 1):  # log the 1st, 2nd, 4th, 8th... failure, not every frame
+                        continue
                     log.warning(
-                        "reader failed on frame %d: %s: %s", frame.index, type(e).__name__, e
+                        "reader failed on frame %d (%d failures so far): %s: %s",
+                        frame.index,
+                        n,
+                        type(e).__name__,
+                        e,
                     )
                     continue
                 self._account(state, events)

@@ -176,17 +176,31 @@ def test_every_scenario_starts_and_plays():
 def test_a_minute_of_arena_has_fights_pickups_frags_and_deaths():
     """The default stream's first 60 s of game time (2100 tics, every one a frame): the bot
     gets hurt, picks things up, scores frags and dies, and the stream goes on."""
-    source = DoomSource("arena", realtime=False, max_frames=2100, seed=0)
-    frames = asyncio.run(_collect(source))
-    last = frames[-1].truth
+    health_box = (slice(410, 450), slice(100, 210))  # the HEALTH number at 640x480
+
+    async def run() -> tuple[list[dict], list[np.ndarray]]:
+        truths, boxes = [], []  # not whole frames: 2100 of them would take 2 GB
+        async for f in DoomSource("arena", realtime=False, max_frames=2100, seed=0).frames():
+            truths.append(f.truth)
+            boxes.append(f.image[health_box].copy())
+        return truths, boxes
+
+    truths, boxes = asyncio.run(run())
+    last = truths[-1]
     assert last["damage_taken"] > 30
     assert last["pickups"] >= 3
     assert last["deaths"] >= 1
-    assert max(f.truth["frags"] for f in frames) >= 1
+    assert max(t["frags"] for t in truths) >= 1
+    assert min(t["health"] for t in truths if not t["dead"]) < 50
 
-    dead = [f for f in frames if f.truth["dead"]]
-    assert dead and all(f.truth["health"] == 0 for f in dead)
-    # After dying the player respawns and the stream goes on.
-    first_dead = dead[0].index
-    assert any(not f.truth["dead"] for f in frames[first_dead:])
-    assert any("Player" in m for f in frames for m in f.truth["messages"])
+    dead = [i for i, t in enumerate(truths) if t["dead"]]
+    assert dead and all(truths[i]["health"] == 0 for i in dead)
+    # The player lies dead for a while, then respawns and the stream goes on.
+    assert 30 <= len(dead) / last["deaths"] <= 60
+    assert any(not t["dead"] for t in truths[dead[0] :])
+    assert any("Player" in m for t in truths for m in t["messages"])
+    # Health truth changes in the very frame the HUD's HEALTH number is redrawn.
+    changed = [i for i in range(1, len(truths)) if truths[i]["health"] != truths[i - 1]["health"]]
+    assert len(changed) >= 4
+    for i in changed:
+        assert not np.array_equal(boxes[i], boxes[i - 1]), i

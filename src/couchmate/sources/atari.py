@@ -7,14 +7,18 @@ stream never ends by itself.
 
 Truth keys and how they relate to the screen:
 
-- ``score``: the player's points this game (the sum of positive rewards), which is the
-  number the game prints: Breakout top left, Ms. Pac-Man under the maze, Space Invaders
-  top left (player 1), Pong top right (the green player's points, 0-21).
-- ``opponent_score``: Pong only: the computer's points (top left, orange); None elsewhere.
+- ``score``: the player's points this game as the frame shows them: Breakout top left,
+  Ms. Pac-Man under the maze, Space Invaders top left (player 1, green), Pong top right
+  (the green player's points, 0-21). Breakout, Pong and Space Invaders draw a point one
+  console frame after scoring it (measured), so `score` leaves out the last frame's
+  reward for them; the sum of all `reward`s runs one frame ahead of `score` there.
+- ``opponent_score``: Pong only: the computer's points (top left, orange), drawn with the
+  same one-frame delay; None elsewhere.
 - ``lives``: what the emulator reports. Breakout starts at 5 and prints the balls left as
-  the middle digit at the top; Space Invaders starts at 3 and prints it as the digit at
-  the bottom left; Ms. Pac-Man starts at 3 counting the one in play, and draws
-  ``lives - 1`` spare Ms. Pac-Man icons bottom left; Pong has no lives (always 0).
+  the middle digit at the top; Space Invaders starts at 3 and prints it as a digit at the
+  bottom, only at the start and for a few seconds after each lost life; Ms. Pac-Man
+  starts at 3 counting the one in play, and draws ``lives - 1`` spare Ms. Pac-Man icons
+  bottom left; Pong has no lives (always 0).
 - ``game_over``: this frame ends the game; the next frame is a fresh one.
 - ``games``: the game's number in this stream (from 1). ``frame``: console frames into
   this game. ``reward``: points gained (Pong: gained minus lost) during this step.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,16 +47,20 @@ ALEInterface.setLoggerMode(LoggerMode.Error)
 class AtariGame:
     rom: str  # ale-py ROM id
     hud: str  # game profile name
+    # Console frames between a point being scored and the score on screen changing: most
+    # games draw the score from RAM at the top of a frame, before that frame's game logic.
+    # Measured per game over 3000 frames; unknown games are taken as 0.
+    score_lag: int = 0
 
 
 #: Games with their own profile (and player); the keys include the spellings users type.
 KNOWN_GAMES: dict[str, AtariGame] = {
-    "pong": AtariGame("pong", "atari-pong"),
-    "breakout": AtariGame("breakout", "atari-breakout"),
+    "pong": AtariGame("pong", "atari-pong", score_lag=1),
+    "breakout": AtariGame("breakout", "atari-breakout", score_lag=1),
     "ms_pacman": AtariGame("ms_pacman", "atari-mspacman"),
     "mspacman": AtariGame("ms_pacman", "atari-mspacman"),
-    "space_invaders": AtariGame("space_invaders", "atari-spaceinvaders"),
-    "spaceinvaders": AtariGame("space_invaders", "atari-spaceinvaders"),
+    "space_invaders": AtariGame("space_invaders", "atari-spaceinvaders", score_lag=1),
+    "spaceinvaders": AtariGame("space_invaders", "atari-spaceinvaders", score_lag=1),
 }
 GENERIC_HUD = "generic"
 
@@ -102,6 +111,7 @@ class AtariSource(EngineSource):
         self._games = 0
         self._score = 0
         self._opponent = 0
+        self._unshown: deque[int] = deque(maxlen=self.game.score_lag or None)
         self._over = False
 
     def _open(self) -> None:
@@ -128,6 +138,7 @@ class AtariSource(EngineSource):
         self._games += 1
         self._score = 0
         self._opponent = 0
+        self._unshown.clear()
         self._over = False
 
     def _step(self) -> tuple[np.ndarray, float, dict[str, Any]]:
@@ -138,21 +149,24 @@ class AtariSource(EngineSource):
             self._new_game()
         reward = 0
         for _ in range(self.frame_skip):
-            reward += ale.act(policy.act(ale.getRAM(), ale.getEpisodeFrameNumber()))
+            r = ale.act(policy.act(ale.getRAM(), ale.getEpisodeFrameNumber()))
+            reward += r
+            self._add_points(r)
             if ale.game_over():
                 break
         image = ale.getScreenRGB()
         t = time.monotonic()
-        if self.game.rom == "pong":
-            # Pong's rewards are +1 for the player's point and -1 for the computer's.
-            self._opponent += max(0, -reward)
-            self._score += max(0, reward)
-        else:
-            self._score += reward
         self._over = ale.game_over()
+        shown, shown_opponent = self._score, self._opponent
+        for r in self._unshown:  # the last `score_lag` frames' points are not drawn yet
+            if self._pong:
+                shown -= max(0, r)
+                shown_opponent -= max(0, -r)
+            else:
+                shown -= r
         truth: dict[str, Any] = {
-            "score": self._score,
-            "opponent_score": self._opponent if self.game.rom == "pong" else None,
+            "score": shown,
+            "opponent_score": shown_opponent if self._pong else None,
             "lives": ale.lives(),
             "game_over": self._over,
             "games": self._games,
@@ -162,6 +176,20 @@ class AtariSource(EngineSource):
             "hud": self.game.hud,
         }
         return image, t, truth
+
+    @property
+    def _pong(self) -> bool:
+        return self.game.rom == "pong"
+
+    def _add_points(self, r: int) -> None:
+        if self._pong:
+            # Pong's rewards are +1 for the player's point and -1 for the computer's.
+            self._score += max(0, r)
+            self._opponent += max(0, -r)
+        else:
+            self._score += r
+        if self.game.score_lag:
+            self._unshown.append(r)
 
     def _close_engine(self) -> None:
         # ALEInterface has no close(); dropping the last reference frees the emulator.

@@ -5,11 +5,16 @@ step advances `frame_skip` tics, renders one frame and reads the engine's variab
 `Frame.truth`. Deaths show on screen (the player lies dead with the HUD at 0% for a moment,
 then respawns); an episode that ends restarts at once: the stream never ends by itself.
 
-Truth keys and how they relate to the HUD (status bar, 640x480 by default):
+Truth keys and how they relate to the HUD (status bar, 640x480 by default). All were
+checked against saved frames. Timing: health and armor changes show on the HUD in the same
+frame as in truth; a change made by firing (ammo going down) or a frag often shows one
+tic later (measured over a minute of arena: 9 of 12 ammo drops, 3 of 4 frags; the status
+bar seems to take its numbers before the weapon code runs in a tic). Compare those
+fields with the previous frame's truth as well.
 
-- ``health``: HEALTH clamped at 0. The engine's value goes negative on a killing blow; the
-  HUD's HEALTH box never shows below 0%. Up to 200% (soulsphere/medikits past 100 are not
-  possible; bonuses are).
+- ``health``: HEALTH clamped at 0. The engine's value goes negative on a killing blow
+  (e.g. -23); the HUD's HEALTH box shows 0%. Medikits stop at 100%, bonuses and
+  soulspheres go up to 200%.
 - ``armor``: ARMOR, exactly the ARMOR box (percent).
 - ``ammo``: the big AMMO box: ammo of the selected weapon's type. None when that box is
   blank (fist, chainsaw: weapons that use no ammo).
@@ -19,11 +24,14 @@ Truth keys and how they relate to the HUD (status bar, 640x480 by default):
 - ``arms``: weapon slots 2..7 the player owns; on the single-player HUD these digits of the
   ARMS panel are lit (yellow). In deathmatch the panel shows FRAGS instead.
 - ``frags``: FRAGCOUNT, exactly the FRAGS box on the deathmatch HUD (suicides subtract, so
-  it can go negative); None where the HUD has no FRAGS box.
+  it can go negative: the box then shows e.g. "-1"); None where the HUD has no FRAGS box.
 - ``kills``: KILLCOUNT (monsters killed this episode). Not on the status bar.
 - ``items``: ITEMCOUNT (items that count for the level's item tally). Not on the status bar.
-- ``weapon``: SELECTED_WEAPON, the slot number (1 fist/chainsaw .. 7 BFG).
-- ``dead``: the player is dead (lying on the floor, HUD health 0%, netgame scoreboard shown).
+- ``weapon``: SELECTED_WEAPON, the slot number (1 fist/chainsaw .. 7 BFG; -1 when the
+  player holds nothing, as in health_gathering: the AMMO box is blank then too).
+- ``dead``: the player is dead: the view drops to the floor and turns red, the netgame
+  scoreboard covers the middle, HEALTH shows 0%. After 50 tics the player respawns
+  (or, in scenarios that hand out weapons only at the start, a new episode begins).
 - ``deaths``, ``pickups``, ``damage_taken`` (health points lost): counted by this source
   over the whole stream (across respawns and episodes). A pickup is a step where health,
   armor, any ammo or a new weapon went up while alive. Not on the HUD.
@@ -53,7 +61,7 @@ _RESPAWN_AFTER_TICS = 50  # how long the player lies dead on screen before respa
 _GV = vzd.GameVariable
 _AMMO_TABLE = {"bullets": _GV.AMMO2, "shells": _GV.AMMO3, "rockets": _GV.AMMO5, "cells": _GV.AMMO6}
 _WEAPON_SLOTS = {n: getattr(_GV, f"WEAPON{n}") for n in range(2, 8)}
-_NO_AMMO_SLOTS = frozenset({0, 1})  # fist and chainsaw: the AMMO box is blank
+_NO_AMMO_SLOTS = frozenset({-1, 0, 1})  # nothing, fist, chainsaw: the AMMO box is blank
 
 
 def _resolution(text: str) -> vzd.ScreenResolution:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
+from couchmate.bench.local_models import models_for_bench
 from couchmate.bench.stats import percentiles, print_table
 
 QUESTIONS = (
@@ -62,30 +61,9 @@ async def _run(
     settings = config.load().settings
     if talkativeness is not None:
         settings.persona.talkativeness = talkativeness
-    configured = settings.models.fast.enabled or settings.models.smart.enabled
-    use_local = model_server == "auto" and not configured
-    with contextlib.ExitStack() as stack:
-        if use_local:
-            base_url = stack.enter_context(_tiny_server())
-            for role in (settings.models.fast, settings.models.smart):
-                role.base_url, role.model, role.preset = base_url, "tiny", ""
-                role.max_images = 0  # a text-only model: images would be dropped anyway
-        elif model_server == "none":
-            settings.models.fast.base_url = settings.models.smart.base_url = ""
-            settings.models.fast.preset = settings.models.smart.preset = ""
+    with models_for_bench(settings, model_server) as which:
         report = await _drive(settings, source, seconds, ask_every_s, seed)
-    which = "tiny llama.cpp (local)" if use_local else ("none" if not configured else "settings")
     return _summarise(report, which, settings.persona.talkativeness)
-
-
-@contextlib.contextmanager
-def _tiny_server():  # type: ignore[no-untyped-def]
-    from couchmate.models.local_server import LlamaServer, write_tiny_gguf
-
-    with tempfile.TemporaryDirectory(prefix="couchmate-bench-") as tmp:
-        model = write_tiny_gguf(Path(tmp) / "tiny.gguf")
-        with LlamaServer(model, n_ctx=4096) as server:
-            yield server.base_url
 
 
 async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, seed: int) -> Any:

@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from couchmate.cli.common import write_json
-from couchmate.errors import UserError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,12 +33,17 @@ def register(app: typer.Typer) -> None:
     @sub.command("router")
     def router(
         session: Path = typer.Option(..., help="A recorded session folder (watch --record)."),
+        model_server: str = typer.Option(
+            "none",
+            help="none: reflex only, virtual time; auto: your configured models, else a "
+            "tiny local llama.cpp server, in real time.",
+        ),
         json_path: Path = typer.Option(None, "--json", help="Write the results here."),
     ) -> None:
         """Replay a recorded session through the router: path mix, budget misses, latency."""
         from couchmate.bench import router as b
 
-        write_json(json_path, b.run(session=session))
+        write_json(json_path, b.run(session, model_server=model_server))
 
     @sub.command("latency")
     def latency(
@@ -59,8 +63,6 @@ def register(app: typer.Typer) -> None:
         """Event → decided → first token → first audio, per path, p50 and p95."""
         from couchmate.bench import latency as b
 
-        if model_server not in ("auto", "none"):
-            raise UserError(f"--model-server {model_server!r}", hint="use auto or none")
         write_json(
             json_path,
             b.run(

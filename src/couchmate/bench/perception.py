@@ -24,10 +24,13 @@ How it measures (and what that means):
    images, at their original pace) go through the same pipeline with `NaiveOcrReader`
    (full-frame rapidocr on every keyframe, no profile; see bench/naive_ocr.py). Its fields
    are scored the same way; `speedup_p50` = baseline capture_to_state p50 / ours.
-5. Truth alignment: a status bar can show the previous tic's values (ViZDoom's does: the
-   HUD digits change one frame after the engine's variable). `truth_lag_frames` (from
-   `run(truth_lag=...)`, else the source's `hud_lag_frames`, else 0) compares frame i with
-   the truth of frame i - lag, for fields and for the expected events alike.
+5. Truth alignment: a status bar can show the previous tic's values. ZDoom's big status-bar
+   numbers (AMMO, HEALTH, ARMOR, FRAGS) change one frame after the engine's variable, while
+   the small ammo table shows the current tic (seen on engine frames; the reader's
+   couchmate.watch.testing says the same). `HUD_LAG_FRAMES` holds these per source kind and
+   truth key; `truth_lag_frames` in the result says what was used. A field with lag L on
+   frame i is compared with the truth of frame i - L, for fields and expected events alike.
+   `run(truth_lag=0)` turns it off (strict per-frame truth).
 6. `gate_ms_1280x720`: the change gate's own cost per frame, one thread, on the captured
    keyframes resized to 1280x720 (with the profile's HUD regions).
 """
@@ -62,6 +65,10 @@ TRUTH_KEYS: dict[str, str] = {
     "cells": "ammo_table.cells",
     # Pong's right (green) score is the player's: the Atari source's `score`
     "player_score": "score",
+}
+#: source kind → truth key → frames the screen shows it late (see point 5 above)
+HUD_LAG_FRAMES: dict[str, dict[str, int]] = {
+    "doom": {"health": 1, "armor": 1, "ammo": 1, "frags": 1},
 }
 #: events the gate raises from pixels alone; the engine has no truth for them
 SIGNALS = SIGNAL_KINDS
@@ -243,12 +250,21 @@ async def _collect(pipeline: WatchPipeline) -> tuple[list[WatchUpdate], str]:
 
 
 def _shift(
-    truth: dict[int, tuple[float, dict[str, Any]]], lag: int
+    truth: dict[int, tuple[float, dict[str, Any]]], lags: dict[str, int]
 ) -> dict[int, tuple[float, dict[str, Any]]]:
-    """Frame i (its time) with the truth of frame i - lag: what its status bar shows."""
-    if lag <= 0:
+    """Frame i (its time) with each lagged truth key taken from frame i - lag: what the
+    frame's status bar shows."""
+    if not any(lags.values()):
         return truth
-    return {i: (t, truth[i - lag][1]) for i, (t, _) in truth.items() if i - lag in truth}
+    out = {}
+    for i, (t, tr) in truth.items():
+        shown = dict(tr)
+        for key, lag in lags.items():
+            earlier = truth.get(i - lag)
+            if lag > 0 and earlier is not None and key in earlier[1]:
+                shown[key] = earlier[1][key]
+        out[i] = (t, shown)
+    return out
 
 
 async def _run(
@@ -282,8 +298,10 @@ async def _run(
     events = [e for u in updates if u.state is not None for e in u.events if e.kind not in SIGNALS]
     size = keyframes[0].size
     fields = _profile_fields(profile, size)
-    lag = int(getattr(inner, "hud_lag_frames", 0)) if truth_lag is None else truth_lag
-    truth = _shift(tap.truth, lag)
+    lags = dict(HUD_LAG_FRAMES.get(family, {}))
+    if truth_lag is not None:
+        lags = dict.fromkeys(lags, truth_lag)
+    truth = _shift(tap.truth, lags)
     expected = _truth_events(profile, truth, fields)
 
     result: dict[str, Any] = {
@@ -293,7 +311,7 @@ async def _run(
         "frames": frames,
         "captured": stats.captured,
         "states": len(states),
-        "truth_lag_frames": lag,
+        "truth_lag_frames": lags,
         "fields": _field_accuracy(states, truth, fields),
         "events": _event_scores(events, expected, tolerance_s),
         "latency_ms": _latency(states, events),
@@ -426,8 +444,8 @@ def run(
 ) -> dict[str, Any]:
     """Run the benchmark (prints its tables) and return the JSON-able result.
 
-    `truth_lag`: compare frame i with the engine truth of frame i - truth_lag (None: the
-    source's `hud_lag_frames`, else 0).
+    `truth_lag`: None uses HUD_LAG_FRAMES for the source; a number replaces each of its lags
+    (0: compare every frame with its own engine truth).
     """
     if frames < 1:
         raise UserError("--frames must be at least 1")

@@ -50,12 +50,20 @@ class SessionReport:
     error: str = ""
     folder: Path | None = None
 
+    def lines(self) -> list[Utterance]:
+        """The first utterance of each line: a streamed reply is spoken clause by clause,
+        but it is one line (per moment and path; "Ouch!" then the analysis are two)."""
+        first: dict[tuple[int, str], Utterance] = {}
+        for u in self.utterances:
+            first.setdefault((id(u.line.event), u.line.path), u)
+        return list(first.values())
+
     @property
     def unprompted(self) -> list[Utterance]:
-        return [u for u in self.utterances if _kind(u.line) != "player_message"]
+        return [u for u in self.lines() if _kind(u.line) != "player_message"]
 
     def reactions(self) -> Counter[str]:
-        return Counter(_kind(u.line) for u in self.utterances)
+        return Counter(_kind(u.line) for u in self.lines())
 
     def latency_ms(self, start: str = "evented", end: str = "first_audio") -> dict[str, list]:
         out: dict[str, list[float]] = {}

@@ -234,8 +234,7 @@ def _privacy_notice(settings: Any) -> None:
     ]
     if remote:
         err_console.print(
-            "[yellow]privacy:[/yellow] keyframes and chat go to remote models: "
-            + "; ".join(remote)
+            "[yellow]privacy:[/yellow] keyframes and chat go to remote models: " + "; ".join(remote)
         )
     else:
         err_console.print("[dim]privacy: everything stays on this machine[/dim]")
@@ -253,7 +252,7 @@ def _print_report(report: Any) -> None:
     table.add_column("p95", justify="right")
     lat = report.latency_ms()
     paths: dict[str, int] = {}
-    for u in report.utterances:
+    for u in report.lines():
         paths[u.line.path] = paths.get(u.line.path, 0) + 1
     for path, n in sorted(paths.items()):
         p = percentiles(lat.get(path, []))

@@ -67,7 +67,7 @@ class SessionReport:
 
     def latency_ms(self, start: str = "evented", end: str = "first_audio") -> dict[str, list]:
         out: dict[str, list[float]] = {}
-        for u in self.utterances:
+        for u in self.lines():
             ms = u.line.timing.span_ms(start, end)
             if ms is not None:
                 out.setdefault(u.line.path, []).append(ms)

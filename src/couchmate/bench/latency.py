@@ -121,7 +121,11 @@ def _summarise(report: Any, model: str, talkativeness: int) -> dict[str, Any]:
     model_ms: list[float] = []
     waited_ms: list[float] = []
     previous_end: float | None = None
+    firsts = {id(u) for u in report.lines()}
     for u in sorted(report.utterances, key=lambda u: u.start):
+        if id(u) not in firsts:  # later clauses of a streamed reply: not a reaction time
+            previous_end = u.end
+            continue
         m = u.line.timing.marks
         row = by_path.setdefault(u.line.path, {k: [] for k in spans})
         for key, (a, b) in spans.items():

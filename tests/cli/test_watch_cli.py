@@ -43,7 +43,7 @@ def test_watch_doom_for_three_seconds_records_and_replays(tmp_path):
         (["watch", "--source", "video:/no/such/file.mp4", "--seconds", "1"], "error:"),
         (["watch", "--profile", "no-such-game", "--seconds", "1"], "no-such-game"),
         (["watch", "--monitor", "2", "--seconds", "1"], "--monitor does not apply"),
-        (["watch", "--source", "screen", "--region", "1,2,3"], "is not x,y,w,h"),
+        (["watch", "--region", "0,0,64,64"], "--region does not apply to the doom source"),
         (["replay", "/no/such/folder"], "error: no recording at /no/such/folder"),
     ],
 )

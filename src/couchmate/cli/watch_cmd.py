@@ -17,6 +17,7 @@ from couchmate.errors import UserError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from couchmate.config import WatchSettings
     from couchmate.watch.pipeline import WatchPipeline, WatchStats, WatchUpdate
 
 
@@ -38,17 +39,25 @@ def register(app: typer.Typer) -> None:
             None, "--realtime/--fast", help="Pace engines and videos in real time, or run flat out."
         ),
         monitor: int = typer.Option(None, "--monitor", help="Screen: which monitor (1 = first)."),
-        region: str = typer.Option(None, "--region", help="Screen: capture only x,y,w,h."),
+        region: str = typer.Option(
+            None, "--region", help="Screen: capture only x,y,w,h (pixels of the monitor)."
+        ),
     ) -> None:
         """Watch a source and show what couchmate reads: fps, keyframes, state, events."""
+        from couchmate import config
         from couchmate.sources.base import SOURCES, parse_spec
 
+        settings = config.load().settings.watch
         kind, _ = parse_spec(source)
-        cls = SOURCES.get(kind)
         options = _source_options(
-            cls, kind, realtime=realtime, monitor=monitor, region=_parse_region(region)
+            SOURCES.get(kind),
+            kind,
+            {"max_pixels": settings.max_pixels},
+            realtime=realtime,
+            monitor=monitor,
+            region=region,
         )
-        asyncio.run(_watch(source, options, profile, record, seconds))
+        asyncio.run(_watch(source, options, profile, record, seconds, settings))
 
     @app.command("replay")
     def replay(
@@ -59,25 +68,12 @@ def register(app: typer.Typer) -> None:
         asyncio.run(_replay(folder, fast))
 
 
-def _parse_region(text: str | None) -> tuple[int, int, int, int] | None:
-    if text is None:
-        return None
-    try:
-        x, y, w, h = (int(p) for p in text.split(","))
-    except ValueError:
-        raise UserError(
-            f"--region {text!r} is not x,y,w,h", hint="for example --region 0,0,1280,720"
-        ) from None
-    if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise UserError(f"--region {text!r}: width and height must be positive, x and y >= 0")
-    return x, y, w, h
-
-
-def _source_options(cls: type, kind: str, **given: Any) -> dict[str, Any]:
-    """The options the user gave, checked against what this kind of source takes."""
+def _source_options(cls: type, kind: str, defaults: dict[str, Any], **given: Any) -> dict[str, Any]:
+    """The options the user gave (each must be one this kind of source takes), plus the
+    settings-derived `defaults` this kind of source takes."""
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    out: dict[str, Any] = {}
+    out = {k: v for k, v in defaults.items() if k in params or takes_any}
     for name, value in given.items():
         if value is None:
             continue
@@ -94,13 +90,12 @@ async def _watch(
     profile: str | None,
     record: Path | None,
     seconds: float | None,
+    settings: WatchSettings,
 ) -> None:
-    from couchmate import config
     from couchmate.sources.base import open_source
     from couchmate.watch.pipeline import WatchPipeline
     from couchmate.watch.record import SessionRecorder
 
-    settings = config.load().settings.watch
     recorder = None
     if record is not None:
         recorder = SessionRecorder(record, source=spec, profile=profile or "")
@@ -111,7 +106,11 @@ async def _watch(
     finally:
         if recorder is not None:
             await recorder.close(pipeline.stats())
-            err_console.print(f"[dim]recorded {recorder.counts} to {recorder.folder}[/dim]")
+            c = recorder.counts
+            err_console.print(
+                f"[dim]recorded {c['states']} states, {c['events']} events and "
+                f"{c['keyframes']} keyframes to {recorder.folder}[/dim]"
+            )
 
 
 async def _replay(folder: Path, fast: bool) -> None:
@@ -221,7 +220,7 @@ def _view(pipeline: WatchPipeline, title: str) -> RenderableType:
     events.add_column("data")
     for ev in pipeline.last_events[-8:]:
         events.add_row(str(ev.frame_index), ev.kind, f"{ev.salience:.2f}", _short(ev.data))
-    return Panel(Group(head, _stats_line(s), state, events), title="couchmate watch")
+    return Panel(Group(head, _stats_line(s), state, events), title="couchmate watch", expand=False)
 
 
 def _summary(pipeline: WatchPipeline, title: str) -> None:

@@ -424,8 +424,8 @@ def _print(r: dict[str, Any]) -> None:
     console.print(
         f"keyframe ratio {r['keyframe_ratio']:.3f}, dropped {r['dropped']} "
         f"{r['dropped_by_queue']}, reader errors {r['reader_errors']}; gate at 1280x720 "
-        f"p50 {g['p50']} ms p95 {g['p95']} ms"
-        + (f"; speedup p50 {b.get('speedup_p50')}x" if b else "")
+        f"p50 {g['p50']} ms p95 {g['p95']} ms (CPU p50 {g['cpu']['p50']} ms p95 "
+        f"{g['cpu']['p95']} ms)" + (f"; speedup p50 {b.get('speedup_p50')}x" if b else "")
     )
 
 

@@ -163,6 +163,7 @@ class SessionRecorder:
             self._t0 = update.keyframe.t
         if update.profile and not self.meta.profile:
             self.meta.profile = update.profile
+            self._pool.submit(self._write_meta)  # a crash later still leaves the profile
         image = None
         if update.state is not None:
             if self._submitted - self._completed < _MAX_PENDING_WRITES:

@@ -132,15 +132,14 @@ class DoomBot:
         self._strafe_left = 0
         self._wander_turn = 0.0
         self._ignored: set[tuple[int, int]] = set()
-        self._chasing: tuple[int, int] | None = None
-        self._chase_steps = 0
+        self._chased: dict[tuple[int, int], int] = {}  # item position -> tics spent on it
 
     def reset(self) -> None:
         """After a respawn or a new episode: forget where we were and what we chased."""
         self._trail.clear()
         self._escape = 0
         self._ignored.clear()
-        self._chasing, self._chase_steps = None, 0
+        self._chased.clear()
 
     def act(self, view: BotView) -> list[float]:
         action = [0.0] * len(BUTTONS)
@@ -188,7 +187,6 @@ class DoomBot:
             and not _useless(s, view)
         ]
         if not items:
-            self._chasing, self._chase_steps = None, 0
             return None
 
         def cost(s: Seen) -> float:
@@ -199,13 +197,11 @@ class DoomBot:
 
         item = min(items, key=cost)
         key = (round(item.x), round(item.y))
-        if key != self._chasing:
-            self._chasing, self._chase_steps = key, 0
-        self._chase_steps += 1
-        if self._chase_steps * self.tics > _GIVE_UP_TICS:
-            # Out of reach (behind glass, on a ledge): stop wanting it.
+        # Time spent on an item adds up over every try, so flipping between two items out
+        # of reach (behind glass, on a ledge) ends with both given up.
+        self._chased[key] = self._chased.get(key, 0) + self.tics
+        if self._chased[key] > _GIVE_UP_TICS:
             self._ignored.add(key)
-            self._chasing, self._chase_steps = None, 0
             return None
         return item
 

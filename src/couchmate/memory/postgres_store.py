@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from couchmate.errors import MemoryStoreError
+from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.store import MemoryStore, Scored
 from couchmate.types import Memory, MemoryKind
 
@@ -141,6 +141,11 @@ def _row_to_memory(row: tuple[Any, ...]) -> Memory:
     )
 
 
+def _check_user(user_id: str) -> None:
+    if not isinstance(user_id, str) or not user_id:
+        raise UserError("a memory call needs a user id", hint="pass the user's id (user.id)")
+
+
 class PostgresStore(MemoryStore):
     """Memories in PostgreSQL with pgvector. `url` is a libpq URL (postgresql://user@host/db).
 
@@ -198,6 +203,11 @@ class PostgresStore(MemoryStore):
             try:
                 with conn.transaction():
                     yield conn
+            except psycopg.errors.UniqueViolation as e:
+                raise UserError(
+                    f"a memory with one of these ids already exists: {e.diag.message_detail}",
+                    hint="use update() to change a memory, or leave id empty for a new one",
+                ) from e
             except psycopg.OperationalError as e:
                 conn.close()
                 raise MemoryStoreError(
@@ -275,15 +285,14 @@ class PostgresStore(MemoryStore):
         return v
 
     def add(self, memories: Sequence[Memory], vectors: np.ndarray) -> list[str]:
-        """Insert memories; a memory whose id this user already has replaces it."""
+        """Insert memories in one transaction; an id this user already has is refused."""
         if not memories:
             return []
         vecs = self._check_vectors(vectors, len(memories))
         rows = []
         ids = []
         for m, v in zip(memories, vecs, strict=True):
-            if not m.user_id:
-                raise MemoryStoreError("a memory without a user id cannot be stored")
+            _check_user(m.user_id)
             mid = m.id or uuid.uuid4().hex
             ids.append(mid)
             rows.append((*self._params(m, mid), _vec_literal(v)))
@@ -292,12 +301,7 @@ class PostgresStore(MemoryStore):
                 f"""INSERT INTO couchmate_memories ({_COLUMNS}, tsv, embedding)
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                             to_tsvector('{_TS_CONFIG}', %s), %s::vector)
-                    ON CONFLICT (user_id, id) DO UPDATE SET
-                      kind = EXCLUDED.kind, text = EXCLUDED.text, topics = EXCLUDED.topics,
-                      t = EXCLUDED.t, importance = EXCLUDED.importance,
-                      provenance = EXCLUDED.provenance, retention = EXCLUDED.retention,
-                      expires_at = EXCLUDED.expires_at, data = EXCLUDED.data,
-                      tsv = EXCLUDED.tsv, embedding = EXCLUDED.embedding""",
+""",
                 rows,
             )
         return ids
@@ -326,6 +330,7 @@ class PostgresStore(MemoryStore):
         memory: Memory,
         vector: np.ndarray | None = None,
     ) -> None:
+        _check_user(user_id)
         if memory.user_id and memory.user_id != user_id:
             raise MemoryStoreError("a memory cannot be moved to another user by update()")
         p = self._params(memory, memory_id)
@@ -346,6 +351,7 @@ class PostgresStore(MemoryStore):
                 raise MemoryStoreError(f"no memory {memory_id!r} for user {user_id!r}")
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
+        _check_user(user_id)
         if not ids:
             return 0
         with self._conn() as conn:
@@ -365,6 +371,7 @@ class PostgresStore(MemoryStore):
 
     # --- reads ---------------------------------------------------------------------------
     def get(self, user_id: str, ids: Sequence[str]) -> list[Memory]:
+        _check_user(user_id)
         if not ids:
             return []
         with self._conn() as conn:
@@ -377,6 +384,7 @@ class PostgresStore(MemoryStore):
 
     def vectors(self, user_id: str, ids: Sequence[str]) -> np.ndarray:
         """The stored embeddings of these memories of this user, in the order asked."""
+        _check_user(user_id)
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._conn() as conn:
@@ -400,6 +408,7 @@ class PostgresStore(MemoryStore):
         limit: int = 50,
         offset: int = 0,
     ) -> list[Memory]:
+        _check_user(user_id)
         where = ["user_id = %s"]
         params: list[Any] = [user_id]
         if kind is not None:
@@ -417,6 +426,7 @@ class PostgresStore(MemoryStore):
         return [_row_to_memory(r) for r in rows]
 
     def count(self, user_id: str) -> int:
+        _check_user(user_id)
         with self._conn() as conn:
             return int(
                 conn.execute(
@@ -425,6 +435,7 @@ class PostgresStore(MemoryStore):
             )
 
     def topics(self, user_id: str) -> dict[str, int]:
+        _check_user(user_id)
         with self._conn() as conn:
             rows = conn.execute(
                 "SELECT topic, count(*) FROM couchmate_memories, unnest(topics) AS topic "
@@ -456,6 +467,7 @@ class PostgresStore(MemoryStore):
         *,
         kinds: Sequence[MemoryKind] | None = None,
     ) -> Scored:
+        _check_user(user_id)
         if k <= 0:
             return []
         q = _vec_literal(self._check_vectors(vector, 1)[0])
@@ -482,6 +494,7 @@ class PostgresStore(MemoryStore):
         *,
         kinds: Sequence[MemoryKind] | None = None,
     ) -> Scored:
+        _check_user(user_id)
         terms = lexical_terms(text)
         if not terms or k <= 0:
             return []
@@ -501,6 +514,7 @@ class PostgresStore(MemoryStore):
         return [(r[0], float(r[1])) for r in rows]
 
     def topic_members(self, user_id: str, topics: Sequence[str], limit: int) -> Scored:
+        _check_user(user_id)
         if not topics or limit <= 0:
             return []
         wanted = list(dict.fromkeys(topics))

@@ -135,22 +135,32 @@ def consolidate(
 ) -> Report:
     """Merge duplicates among this user's memories of `kinds`.
 
+    Similarity uses the vectors the store keeps (`store.vectors`, which both built-in
+    stores have); `embed` re-embeds the texts for a store without them.
+
     With `around` (ids just written, e.g. by extraction) only those memories and their
     nearest neighbours are examined, which keeps the after-extraction pass cheap; without
     it, all of the user's memories of those kinds are.
     """
+
+    def vectors_of(mems: list[Memory]) -> np.ndarray:
+        if not mems:
+            return np.zeros((0, 1), dtype=np.float32)
+        stored = getattr(store, "vectors", None)  # both built-in stores keep them
+        if callable(stored):
+            return _unit(stored(user_id, [m.id for m in mems]))
+        return _unit(embed([m.text for m in mems]))
+
     if around is None:
         pool = _all(store, user_id, kinds)
-        vectors = _unit(embed([m.text for m in pool])) if pool else np.zeros((0, 1))
     else:
         seeds = [m for m in store.get(user_id, list(around)) if m.kind in kinds]
-        seed_vecs = _unit(embed([m.text for m in seeds])) if seeds else np.zeros((0, 1))
         ids = {m.id for m in seeds}
-        for m, v in zip(seeds, seed_vecs, strict=True):
+        for m, v in zip(seeds, vectors_of(seeds), strict=True):
             ids.update(i for i, _ in store.dense_search(user_id, v, neighbours, kinds=[m.kind]))
             ids.update(i for i, _ in store.topic_members(user_id, m.topics, neighbours))
         pool = [m for m in store.get(user_id, sorted(ids)) if m.kind in kinds]
-        vectors = _unit(embed([m.text for m in pool])) if pool else np.zeros((0, 1))
+    vectors = vectors_of(pool)
     report = Report(user_id, examined=len(pool))
     seeds_only = set(around) if around is not None else None
     for group in group_duplicates(pool, vectors, threshold):

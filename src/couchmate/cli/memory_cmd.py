@@ -1,9 +1,279 @@
-"""Commands of one capability (filled in by its owner)."""
+"""`couchmate memory search|list|add|forget|topics|consolidate|export|import`.
+
+Every command works on one user (settings' user.id unless --user). `--store` and `--url`
+before the command override memory.store and memory.url for this call:
+
+    couchmate memory --store postgres --url postgresql://me@db/couchmate search "boss"
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.table import Table
+
+from couchmate.cli.common import console, err_console
+from couchmate.errors import UserError
+
+if TYPE_CHECKING:
+    from couchmate.config import Settings
+    from couchmate.memory.service import MemoryService
+    from couchmate.types import Memory
+
+_opts: dict[str, Any] = {"store": None, "url": None}
+KINDS = ("episode", "fact", "progress")
+
+
+def _settings() -> Settings:
+    from couchmate import config
+
+    settings = config.load().settings
+    update = {k: v for k, v in _opts.items() if v}
+    if update:
+        settings = settings.model_copy(update={"memory": settings.memory.model_copy(update=update)})
+    return settings
+
+
+@contextmanager
+def _service() -> Iterator[tuple[MemoryService, Settings]]:
+    from couchmate.memory.service import MemoryService
+
+    settings = _settings()
+    svc = MemoryService.from_settings(settings.memory)
+    try:
+        yield svc, settings
+    finally:
+        svc.close()
+
+
+def _kind(kind: str | None) -> Any:
+    if kind is not None and kind not in KINDS:
+        raise UserError(f"unknown memory kind {kind!r}", hint="use episode, fact or progress")
+    return kind
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(t))
+
+
+def _table(title: str, memories: list[Memory], scores: list[float] | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    if scores is not None:
+        table.add_column("score", justify="right")
+    for col in ("id", "kind", "when", "topics"):
+        table.add_column(col, style="dim" if col == "id" else None, no_wrap=col == "id")
+    table.add_column("text", overflow="fold")
+    for i, m in enumerate(memories):
+        row = [m.id, m.kind, _when(m.t), ", ".join(m.topics), m.text]
+        table.add_row(*([f"{scores[i]:.4f}"] if scores is not None else []), *row)
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    sub = typer.Typer(help="Look at, add to and move what couchmate remembers.")
+    app.add_typer(sub, name="memory")
+
+    @sub.callback()
+    def _memory(
+        store: str = typer.Option(None, "--store", help="embedded or postgres (memory.store)."),
+        url: str = typer.Option(None, "--url", help="PostgreSQL URL (memory.url)."),
+    ) -> None:
+        _opts.update(store=store, url=url)
+
+    user_opt = typer.Option(None, "--user", "-u", help="Whose memories (default: user.id).")
+
+    @sub.command("search")
+    def search(
+        query: str = typer.Argument(..., help="What to look for."),
+        user: str = user_opt,
+        k: int = typer.Option(10, "--k", "-k", min=1, help="How many results."),
+        topic: list[str] = typer.Option(None, "--topic", "-t", help="What the scene is about."),
+        kind: str = typer.Option(None, "--kind", help="episode, fact or progress."),
+    ) -> None:
+        """Hybrid search (vectors + words + topics), best first."""
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            kinds = [_kind(kind)] if kind else None
+            hits = svc.recall(uid, query, topics=topic or [], kinds=kinds, k=k)
+            if not hits:
+                console.print(f"nothing found for {uid!r}")
+                return
+            console.print(
+                _table(f"{uid}: {query}", [h.memory for h in hits], [h.score for h in hits])
+            )
+
+    @sub.command("list")
+    def list_(
+        user: str = user_opt,
+        kind: str = typer.Option(None, "--kind", help="episode, fact or progress."),
+        topic: str = typer.Option(None, "--topic", "-t", help="Only this topic."),
+        limit: int = typer.Option(50, "--limit", "-n", min=1),
+        offset: int = typer.Option(0, "--offset", min=0),
+    ) -> None:
+        """The newest memories first."""
+        from couchmate.memory.topics import normalize
+
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            mems = svc.store.list(
+                uid,
+                kind=_kind(kind),
+                topic=normalize(topic) if topic else None,
+                limit=limit,
+                offset=offset,
+            )
+            total = svc.store.count(uid)
+            console.print(_table(f"{uid}: {len(mems)} of {total} memories", mems))
+
+    @sub.command("add")
+    def add(
+        text: str = typer.Argument(..., help="What to remember."),
+        user: str = user_opt,
+        kind: str = typer.Option("fact", "--kind", help="fact, episode or progress."),
+        topic: list[str] = typer.Option(None, "--topic", "-t", help="Topics to file it under."),
+        importance: float = typer.Option(0.7, "--importance", min=0.0, max=1.0),
+    ) -> None:
+        """Remember something by hand."""
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            mid = svc.note(
+                uid,
+                text,
+                kind=_kind(kind),
+                topics=topic or [],
+                importance=importance,
+                provenance={"source": "cli"},
+            )
+            console.print(f"remembered {mid} for {uid}")
+
+    @sub.command("forget")
+    def forget(
+        ids: list[str] = typer.Argument(None, help="Memory ids (from list or search)."),
+        user: str = user_opt,
+        topic: str = typer.Option(None, "--topic", "-t", help="Everything under this topic."),
+        all_: bool = typer.Option(False, "--all", help="Everything this user has."),
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    ) -> None:
+        """Delete memories: by id, by topic, or all of a user's."""
+        chosen = sum(bool(x) for x in (ids, topic, all_))
+        if chosen != 1:
+            raise UserError(
+                "say what to forget: memory ids, --topic T or --all (one of them)",
+                hint="`couchmate memory list` shows the ids",
+            )
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            if ids:
+                n = svc.forget(uid, ids)
+                console.print(f"forgot {n} of {len(ids)} memories of {uid}")
+                return
+            what = f"everything under {topic!r}" if topic else "ALL memories"
+            if not yes:
+                typer.confirm(f"forget {what} of {uid}?", abort=True)
+            n = svc.forget_topic(uid, topic) if topic else _forget_all(svc, uid)
+            console.print(f"forgot {n} memories of {uid}")
+
+    @sub.command("topics")
+    def topics(user: str = user_opt) -> None:
+        """What a user's memories are about, and how many each."""
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            table = Table(title=f"{uid}: topics")
+            table.add_column("topic")
+            table.add_column("memories", justify="right")
+            for name, n in svc.topics(uid).items():
+                table.add_row(name, str(n))
+            console.print(table)
+
+    @sub.command("consolidate")
+    def consolidate_(
+        user: str = user_opt,
+        dry_run: bool = typer.Option(False, "--dry-run", help="Show, do not merge."),
+        episodes: bool = typer.Option(False, "--episodes", help="Also merge episodes."),
+    ) -> None:
+        """Merge near-duplicate facts and progress (the newest survives)."""
+        from couchmate.memory.consolidate import consolidate
+
+        kinds = KINDS if episodes else ("fact", "progress")
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            report = consolidate(svc.store, svc.embedder.embed, uid, kinds=kinds, dry_run=dry_run)
+            for m in report.merges:
+                console.print(f"{'would merge' if dry_run else 'merged'} {m.merged} → {m.kept}")
+            console.print(
+                f"{report.examined} memories examined, {report.removed} "
+                f"{'would be ' if dry_run else ''}merged away"
+            )
+
+    @sub.command("export")
+    def export(
+        path: Path = typer.Argument(..., help="The file to write (a .zip)."),
+        user: str = user_opt,
+        vectors: bool = typer.Option(True, "--vectors/--no-vectors", help="Include embeddings."),
+    ) -> None:
+        """Write one user's memories and settings to one portable file."""
+        from couchmate.memory.portable import export_account
+
+        with _service() as (svc, settings):
+            uid = user or settings.user.id
+            try:
+                s = export_account(
+                    svc.store,
+                    uid,
+                    path,
+                    embed_model=svc.embedder.name,
+                    dim=svc.embedder.dim,
+                    settings=settings,
+                    include_vectors=vectors,
+                )
+            except OSError as e:
+                raise UserError(f"cannot write {path}: {e.strerror or e}") from e
+            console.print(
+                f"exported {s.memories} memories of {uid} to {s.path} ({s.bytes} bytes"
+                f"{', with vectors' if s.vectors else ''})"
+            )
+
+    @sub.command("import")
+    def import_(
+        path: Path = typer.Argument(..., help="A file written by `couchmate memory export`."),
+        as_user: str = typer.Option(None, "--as-user", help="Import under this user id."),
+        apply: bool = typer.Option(
+            True, "--settings/--no-settings", help="Also take over the exported settings."
+        ),
+    ) -> None:
+        """Add an exported account to this device (importing twice changes nothing)."""
+        from couchmate import config
+        from couchmate.memory.portable import apply_settings, import_account, read_account
+
+        account = read_account(path)  # all validation before anything is written
+        with _service() as (svc, _settings):
+            s = import_account(
+                svc.store,
+                account,
+                embed=svc.embedder.embed,
+                embed_model=svc.embedder.name,
+                dim=svc.embedder.dim,
+                as_user=as_user,
+            )
+        console.print(
+            f"imported {s.imported} memories as {s.user_id} ({s.skipped} already here"
+            f"{', re-embedded' if s.reembedded else ''})"
+        )
+        if apply:
+            written = apply_settings(account.settings, config.config_file(), user_id=s.user_id)
+            if written:
+                err_console.print(f"settings updated: {', '.join(written)}")
+
+
+def _forget_all(svc: MemoryService, user_id: str) -> int:
+    total = 0
+    while True:
+        batch = svc.store.list(user_id, limit=1000)
+        if not batch:
+            return total
+        total += svc.forget(user_id, [m.id for m in batch])

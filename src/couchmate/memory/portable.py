@@ -352,11 +352,12 @@ def apply_settings(
         new["memory"] = mem
     if user_id:
         new.setdefault("user", {})["id"] = user_id
+    defaults = Settings().model_dump()
     written: list[str] = []
     for section, values in new.items():
         target = current.setdefault(section, {})
         for k, v in values.items():
-            if target.get(k) != v:
+            if target.get(k, defaults[section][k]) != v:
                 target[k] = v
                 written.append(f"{section}.{k}")
     Settings.model_validate(current)  # never write a file the loader would refuse

@@ -11,6 +11,7 @@ import pytest
 from couchmate.errors import UserError
 from couchmate.sources.base import open_source
 from couchmate.sources.doom import DoomSource
+from couchmate.sources.doom_bot import BotView, DoomBot, Seen
 from couchmate.sources.doom_scenarios import SCENARIOS
 
 TRUTH_KEYS = {
@@ -204,3 +205,40 @@ def test_a_minute_of_arena_has_fights_pickups_frags_and_deaths():
     assert len(changed) >= 4
     for i in changed:
         assert not np.array_equal(boxes[i], boxes[i - 1]), i
+
+
+def _view(hits: float = 0.0, *seen: Seen) -> BotView:
+    depth = np.full((240, 320), 80, np.uint8)  # open floor all around
+    return BotView(
+        x=0,
+        y=0,
+        angle=0,
+        health=100,
+        armor=0,
+        weapon=2,
+        ammo=50,
+        armed=(2,),
+        hits=hits,
+        seen=list(seen),
+        depth=depth,
+    )
+
+
+def test_bot_stops_shooting_what_never_takes_a_hit():
+    """A corpse and a voodoo doll look like enemies in the labels; shots never hit them."""
+    corpse = Seen(id=7, name="Zombieman", category="Monster", x=300, y=0, screen_x=160, area=400)
+    bot = DoomBot(seed=0)
+    fired = [bot.act(_view(0.0, corpse))[0] for _ in range(35 * 4)]
+    assert fired[0] == 1.0
+    assert fired[-1] == 0.0 and sum(fired) < 35 * 3.5
+    # A live one keeps getting shot while the hits come in.
+    live = Seen(id=8, name="Zombieman", category="Monster", x=300, y=0, screen_x=160, area=400)
+    bot = DoomBot(seed=0)
+    fired = [bot.act(_view(float(i // 10), live))[0] for i in range(35 * 4)]
+    assert all(fired)
+
+
+def test_bot_shoots_players_only_in_deathmatch():
+    other = Seen(id=3, name="DoomPlayer", category="Player", x=300, y=0, screen_x=160, area=400)
+    assert DoomBot(players_are_enemies=True).act(_view(0.0, other))[0] == 1.0
+    assert DoomBot(players_are_enemies=False).act(_view(0.0, other))[0] == 0.0

@@ -109,7 +109,12 @@ class DoomSource(EngineSource):
         self.profile_hint = self.scenario.hud
         self._resolution = _resolution(resolution)
         self._game: vzd.DoomGame | None = None
-        self._bot = DoomBot(seed=seed, can_move=self.scenario.can_move, tics_per_step=frame_skip)
+        self._bot = DoomBot(
+            seed=seed,
+            can_move=self.scenario.can_move,
+            tics_per_step=frame_skip,
+            players_are_enemies=self.scenario.deathmatch,
+        )
         self._action: list[float] | None = None
         self._episode = 0
         self._dead_tics = 0

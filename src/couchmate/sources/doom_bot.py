@@ -33,7 +33,7 @@ _SELECT = {n: 6 + n for n in range(1, 8)}  # weapon slot -> its button's index
 # Best first. The rocket launcher comes late: up close it kills the shooter.
 _WEAPON_PREFERENCE = (6, 4, 3, 2, 5, 7)
 
-_ENEMY = frozenset({"Monster", "Player"})
+_FOES = frozenset({"Monster", "Player"})
 _ITEM = frozenset({"Health", "Armor", "Ammo", "Weapon", "Powerup"})
 # Corpses and gibs keep their labels; these actor names are never worth shooting.
 _NOT_ENEMY_PREFIX = ("Dead",)
@@ -45,12 +45,14 @@ _ROCKET_TOUCH_DEPTH = 4  # ... and none this close (about 30 units) anywhere in 
 _WALL_DEPTH = 14  # depth-buffer units; about 100 map units ahead
 _STUCK_STEPS = 24
 _GIVE_UP_TICS = 35 * 4  # chasing one item longer than this: it is out of reach
+_FUTILE_TICS = 35 * 3  # firing at one target this long without a hit: it is not alive
 
 
 @dataclass(slots=True)
 class Seen:
     """One actor on screen."""
 
+    id: int
     name: str
     category: str
     x: float
@@ -71,8 +73,10 @@ class BotView:
     weapon: int
     ammo: float
     armed: tuple[int, ...] = ()  # weapon slots owned that have ammo
+    hits: float = 0.0  # HITCOUNT: times the player's attacks have hurt something
     seen: list[Seen] = field(default_factory=list)
-    enemies_at: list[tuple[float, float]] = field(default_factory=list)  # anywhere on the map
+    # every monster and other player on the map, seen or not: (id, category, x, y)
+    actors: list[tuple[int, str, float, float]] = field(default_factory=list)
     depth: np.ndarray | None = None
 
 
@@ -81,6 +85,7 @@ def view_from_state(state: vzd.GameState, game: vzd.DoomGame) -> BotView:
     gv = vzd.GameVariable
     seen = [
         Seen(
+            id=lb.object_id,
             name=lb.object_name,
             category=lb.object_category,
             x=lb.object_position_x,
@@ -104,11 +109,12 @@ def view_from_state(state: vzd.GameState, game: vzd.DoomGame) -> BotView:
             for n in range(2, 8)
             if v(getattr(gv, f"WEAPON{n}")) > 0 and v(getattr(gv, f"AMMO{n}")) > 0
         ),
+        hits=v(gv.HITCOUNT),
         seen=seen,
-        enemies_at=[
-            (o.position_x, o.position_y)
+        actors=[
+            (o.id, o.category, o.position_x, o.position_y)
             for o in (state.objects or ())
-            if o.category in _ENEMY and not o.name.startswith(_NOT_ENEMY_PREFIX)
+            if o.category in _FOES and not o.name.startswith(_NOT_ENEMY_PREFIX)
         ],
         depth=state.depth_buffer,
     )
@@ -121,8 +127,16 @@ def _wrap(deg: float) -> float:
 class DoomBot:
     """Turns a BotView into an action vector over BUTTONS, one call per step."""
 
-    def __init__(self, *, seed: int = 0, can_move: bool = True, tics_per_step: int = 1):
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        can_move: bool = True,
+        tics_per_step: int = 1,
+        players_are_enemies: bool = True,
+    ):
         self.rng = random.Random(seed)
+        self.enemies = _FOES if players_are_enemies else frozenset({"Monster"})
         self.can_move = can_move
         self.tics = max(1, tics_per_step)
         self._trail: deque[tuple[float, float]] = deque(maxlen=_STUCK_STEPS)
@@ -133,6 +147,10 @@ class DoomBot:
         self._wander_turn = 0.0
         self._ignored: set[tuple[int, int]] = set()
         self._chased: dict[tuple[int, int], int] = {}  # item position -> tics spent on it
+        self._futile: dict[int, int] = {}  # target id -> tics of firing at it without a hit
+        self._not_targets: set[int] = set()
+        self._hits = 0.0
+        self._fired_at: int | None = None
 
     def reset(self) -> None:
         """After a respawn or a new episode: forget where we were and what we chased."""
@@ -140,13 +158,20 @@ class DoomBot:
         self._escape = 0
         self._ignored.clear()
         self._chased.clear()
+        self._futile.clear()
+        self._not_targets.clear()
+        self._fired_at = None
 
     def act(self, view: BotView) -> list[float]:
         action = [0.0] * len(BUTTONS)
         self._trail.append((view.x, view.y))
+        self._score_last_shot(view)
         enemy = self._pick_enemy(view)
+        self._fired_at = None
         if enemy is not None:
             self._fight(view, enemy, action)
+            if action[_ATTACK]:
+                self._fired_at = enemy.id
         elif self._escape > 0 or self._stuck():
             self._back_out(action)
         else:
@@ -166,13 +191,30 @@ class DoomBot:
         if best is not None and best != view.weapon and self.rng.random() < 0.2:
             action[_SELECT[best]] = 1.0
 
+    def _score_last_shot(self, view: BotView) -> None:
+        """Labels do not tell a corpse (or a voodoo doll) from a live enemy, but shooting
+        one never registers a hit: a target that soaks up fire with no hit is dropped."""
+        hit = view.hits > self._hits
+        self._hits = view.hits
+        target = self._fired_at
+        if target is None:
+            return
+        if hit:
+            self._futile.pop(target, None)
+            return
+        self._futile[target] = self._futile.get(target, 0) + self.tics
+        if self._futile[target] > _FUTILE_TICS:
+            self._not_targets.add(target)
+
     # -- choosing ---------------------------------------------------------------------------
 
     def _pick_enemy(self, view: BotView) -> Seen | None:
         enemies = [
             s
             for s in view.seen
-            if s.category in _ENEMY and not s.name.startswith(_NOT_ENEMY_PREFIX)
+            if s.category in self.enemies
+            and not s.name.startswith(_NOT_ENEMY_PREFIX)
+            and s.id not in self._not_targets
         ]
         if not enemies:
             return None
@@ -278,9 +320,14 @@ class DoomBot:
             action[_USE] = 1.0  # doors and switches
 
     def _goal_bearing(self, view: BotView) -> float:
-        if not view.enemies_at:
+        foes = [
+            (x, y)
+            for i, category, x, y in view.actors
+            if category in self.enemies and i not in self._not_targets
+        ]
+        if not foes:
             return 0.0
-        x, y = min(view.enemies_at, key=lambda p: math.hypot(p[0] - view.x, p[1] - view.y))
+        x, y = min(foes, key=lambda p: math.hypot(p[0] - view.x, p[1] - view.y))
         want = math.degrees(math.atan2(y - view.y, x - view.x))
         return -_wrap(want - view.angle)
 

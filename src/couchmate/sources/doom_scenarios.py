@@ -34,6 +34,11 @@ class DoomScenario:
     # start empty-handed, so those scenarios start a new episode on death instead.
     new_episode_on_death: bool = False
 
+    @property
+    def deathmatch(self) -> bool:
+        """Other players are enemies (in co-op, a player-shaped actor is a voodoo doll)."""
+        return "-deathmatch" in self.game_args
+
 
 SCENARIOS: dict[str, DoomScenario] = {
     s.name: s

@@ -17,7 +17,6 @@ Vectors travel as pgvector text literals; no extra Python package is needed.
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import re
 import threading
@@ -30,56 +29,11 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from couchmate.errors import MemoryStoreError, UserError
+from couchmate.memory.postgres_schema import migrate
 from couchmate.memory.store import MemoryStore, Scored
 from couchmate.types import Memory, MemoryKind
 
-log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 1
-_LOCK_KEY = 0x636F7563  # "couc": one advisory lock for schema migrations
 _TS_CONFIG = "english"  # stemming + stop words for Latin-script text
-
-
-def _migrations(dim: int) -> list[tuple[int, str]]:
-    return [
-        (
-            1,
-            f"""
-            CREATE TABLE IF NOT EXISTS couchmate_meta (
-                key text PRIMARY KEY,
-                value text NOT NULL
-            );
-            CREATE TABLE IF NOT EXISTS couchmate_memories (
-                user_id     text NOT NULL,
-                id          text NOT NULL,
-                kind        text NOT NULL CHECK (kind IN ('episode', 'fact', 'progress')),
-                text        text NOT NULL,
-                topics      text[] NOT NULL DEFAULT '{{}}',
-                t           double precision NOT NULL,
-                importance  real NOT NULL,
-                provenance  jsonb NOT NULL DEFAULT '{{}}',
-                retention   text NOT NULL,
-                expires_at  double precision,
-                data        jsonb NOT NULL DEFAULT '{{}}',
-                embedding   vector({dim}) NOT NULL,
-                tsv         tsvector NOT NULL,
-                PRIMARY KEY (user_id, id)
-            );
-            CREATE INDEX IF NOT EXISTS couchmate_memories_user_t
-                ON couchmate_memories (user_id, t DESC);
-            CREATE INDEX IF NOT EXISTS couchmate_memories_embedding
-                ON couchmate_memories USING hnsw (embedding vector_cosine_ops);
-            CREATE INDEX IF NOT EXISTS couchmate_memories_tsv
-                ON couchmate_memories USING gin (tsv);
-            CREATE INDEX IF NOT EXISTS couchmate_memories_topics
-                ON couchmate_memories USING gin (topics);
-            CREATE INDEX IF NOT EXISTS couchmate_memories_expires
-                ON couchmate_memories (expires_at) WHERE expires_at IS NOT NULL;
-            INSERT INTO couchmate_meta (key, value) VALUES ('dim', '{dim}')
-                ON CONFLICT (key) DO NOTHING;
-            """,
-        ),
-    ]
 
 
 # --- text for full-text search ---------------------------------------------------------------
@@ -166,7 +120,7 @@ class PostgresStore(MemoryStore):
         self._sem = threading.BoundedSemaphore(pool_size)
         self._closed = False
         with self._conn() as conn:
-            self._migrate(conn)
+            migrate(conn, self.dim, redact_url(self.url))
 
     # --- connections ---------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -223,43 +177,6 @@ class PostgresStore(MemoryStore):
             elif conn is not None:
                 conn.close()
             self._sem.release()
-
-    def _migrate(self, conn: Any) -> None:
-        import psycopg
-
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        except psycopg.Error as e:
-            raise MemoryStoreError(
-                f"pgvector is not available in {redact_url(self.url)}: {e}",
-                hint="install the pgvector extension on the server, or have an admin run "
-                "CREATE EXTENSION vector in this database",
-            ) from e
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS couchmate_schema ("
-            " version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        row = conn.execute("SELECT max(version) FROM couchmate_schema").fetchone()
-        current = row[0] or 0
-        if current > SCHEMA_VERSION:
-            raise MemoryStoreError(
-                f"the database schema is version {current}; this couchmate knows {SCHEMA_VERSION}",
-                hint="upgrade couchmate before using this database",
-            )
-        for version, sql in _migrations(self.dim):
-            if version > current:
-                conn.execute(sql)
-                conn.execute("INSERT INTO couchmate_schema (version) VALUES (%s)", (version,))
-                log.info("memory schema migrated to version %d", version)
-        dim = conn.execute("SELECT value FROM couchmate_meta WHERE key = 'dim'").fetchone()
-        if dim and int(dim[0]) != self.dim:
-            raise MemoryStoreError(
-                f"this database stores {dim[0]}-dimensional embeddings, the embedder makes "
-                f"{self.dim}",
-                hint="use the embedding model the database was built with, or export the "
-                "memories and import them into a fresh database (they are re-embedded)",
-            )
 
     def close(self) -> None:
         self._closed = True

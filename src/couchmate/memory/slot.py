@@ -30,7 +30,7 @@ from couchmate.memory.extraction import (
 )
 from couchmate.memory.extraction_rules import RuleExtractor
 from couchmate.memory.service import MemoryService
-from couchmate.memory.topics import normalize_all
+from couchmate.memory.topics import topics_for
 from couchmate.mind.memory_slot import Happening, Recollection
 from couchmate.types import Memory
 
@@ -183,7 +183,7 @@ def revised(old: Memory, new: Memory) -> Memory:
     return replace(
         new,
         id=old.id,
-        topics=normalize_all(new.topics or old.topics),
+        topics=topics_for(new.text, new.topics or old.topics),
         importance=max(old.importance, new.importance),
         data={**old.data, **new.data},
         provenance={**new.provenance, "previous": history[-MAX_HISTORY:]},

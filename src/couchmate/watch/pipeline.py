@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from couchmate.config import WatchSettings
-from couchmate.errors import CouchmateError, SourceError
+from couchmate.errors import CouchmateError, SourceError, UserError
 from couchmate.sources.base import Source
 from couchmate.types import Event, Frame, GameState, now
 from couchmate.watch.clip import ClipBuffer
@@ -509,8 +509,15 @@ class WatchPipeline:
 
     async def _detect(self, frame: Frame) -> None:
         self._redetect = False
-        from couchmate.watch.detect import detect_profile
-
+        try:
+            from couchmate.watch.detect import detect_profile
+        except ImportError as e:
+            if self.profile is not None:
+                return
+            raise UserError(
+                f"cannot detect the game on {self.source.name!r}: {e}",
+                hint="name the game's profile (--profile NAME)",
+            ) from e
         try:
             profile = await self._in_reader(detect_profile, frame)
         except Exception as e:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -140,3 +142,18 @@ def test_streaming_does_not_block_the_event_loop():
     ticks, n = asyncio.run(main())
     # Each frame is awaited from the worker thread, so the ticker runs between frames.
     assert n == 500 and ticks >= n
+
+
+def test_without_ale_py_installed_the_error_says_what_to_install():
+    code = (
+        "import sys; sys.modules['ale_py'] = None\n"
+        "from couchmate.errors import UserError\n"
+        "from couchmate.sources.base import open_source\n"
+        "try:\n"
+        "    open_source('atari:pong')\n"
+        "except UserError as e:\n"
+        "    print(e.message, '|', e.hint)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ale-py is not installed" in out.stdout and "couchmate[games]" in out.stdout

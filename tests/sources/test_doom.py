@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -242,3 +244,18 @@ def test_bot_shoots_players_only_in_deathmatch():
     other = Seen(id=3, name="DoomPlayer", category="Player", x=300, y=0, screen_x=160, area=400)
     assert DoomBot(players_are_enemies=True).act(_view(0.0, other))[0] == 1.0
     assert DoomBot(players_are_enemies=False).act(_view(0.0, other))[0] == 0.0
+
+
+def test_without_vizdoom_installed_the_error_says_what_to_install():
+    code = (
+        "import sys; sys.modules['vizdoom'] = None\n"
+        "from couchmate.errors import UserError\n"
+        "from couchmate.sources.base import open_source\n"
+        "try:\n"
+        "    open_source('doom')\n"
+        "except UserError as e:\n"
+        "    print(e.message, '|', e.hint)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ViZDoom is not installed" in out.stdout and "couchmate[games]" in out.stdout

@@ -34,11 +34,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from ale_py import ALEInterface, LoggerMode, roms
 
 from couchmate.errors import SourceError, UserError
 from couchmate.sources.atari_policy import POLICIES, Policy
-from couchmate.sources.engine import EngineSource
+from couchmate.sources.engine import EngineSource, missing_engine
+
+try:
+    from ale_py import ALEInterface, LoggerMode, roms
+except ImportError as e:
+    raise missing_engine("ale-py") from e
 
 ALEInterface.setLoggerMode(LoggerMode.Error)
 

@@ -12,7 +12,13 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
-from ale_py import Action
+
+from couchmate.sources.engine import missing_engine
+
+try:
+    from ale_py import Action
+except ImportError as e:
+    raise missing_engine("ale-py") from e
 
 
 class Policy:

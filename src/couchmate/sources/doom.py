@@ -49,12 +49,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import vizdoom as vzd
 
 from couchmate.errors import SourceError, UserError
 from couchmate.sources.doom_bot import BUTTONS, DoomBot, view_from_state
 from couchmate.sources.doom_scenarios import DEFAULT_SCENARIO, SCENARIOS, DoomScenario
-from couchmate.sources.engine import EngineSource
+from couchmate.sources.engine import EngineSource, missing_engine
+
+try:
+    import vizdoom as vzd
+except ImportError as e:
+    raise missing_engine("ViZDoom") from e
 
 TICRATE = 35
 _RESPAWN_AFTER_TICS = 50  # how long the player lies dead on screen before respawning

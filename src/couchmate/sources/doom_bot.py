@@ -15,7 +15,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-import vizdoom as vzd
+
+from couchmate.sources.engine import missing_engine
+
+try:
+    import vizdoom as vzd
+except ImportError as e:
+    raise missing_engine("ViZDoom") from e
 
 #: The buttons the bot presses, in the order of its action vectors.
 BUTTONS = (

@@ -19,6 +19,14 @@ from couchmate.types import Frame
 _FALL_BEHIND_S = 0.5  # realtime: further behind than this, stop trying to catch up
 
 
+def missing_engine(name: str) -> UserError:
+    """The error for a game engine package that is not installed (an optional extra)."""
+    return UserError(
+        f"{name} is not installed, so this source cannot run",
+        hint="install the game engines: pip install 'couchmate[games]'",
+    )
+
+
 class EngineSource(Source):
     """A source that steps an emulator or game engine and knows the truth of each frame.
 

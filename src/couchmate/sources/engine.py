@@ -70,7 +70,8 @@ class EngineSource(Source):
         Timestamps are taken when the engine hands over the frame, so when this source
         falls behind (slow machine) the gaps show it; it does not burst to catch up.
         """
-        if self._closed:
+        if self._closed or self.max_frames == 0:
+            self.close()
             return
         period = self.frame_skip / self.native_rate
         try:

@@ -88,6 +88,19 @@ def register(app: typer.Typer) -> None:
 
         write_json(json_path, b.run(locomo=locomo, scale=scale, systems=systems))
 
+    @sub.command("memory-postgres")
+    def memory_postgres(
+        n: int = typer.Option(2000, help="Memories per user."),
+        users: int = typer.Option(2, help="Users sharing the database."),
+        queries: int = typer.Option(200, help="Queries to time."),
+        url: str = typer.Option(None, help="A PostgreSQL URL (default: a throwaway local one)."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """PostgresStore latency: HNSW vs exact dense search, full-text, topics, writes."""
+        from couchmate.bench import memory_postgres as b
+
+        write_json(json_path, b.run(n=n, users=users, queries=queries, url=url))
+
     @sub.command("tts")
     def tts(
         engine: str = typer.Option("espeak-ng", help="TTS engine to time."),

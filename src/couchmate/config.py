@@ -127,6 +127,9 @@ class MemorySettings(_Section):
     # 0 keeps memories forever; otherwise episodes expire after this many days.
     retention_days: float = Field(0, ge=0)
     token_budget: int = Field(600, gt=0)
+    # Fact extraction: "rules" (offline), "model" (the smart role, else fast; rules when the
+    # reply is unusable) or "auto" (a configured model if there is one, else rules).
+    extractor: Literal["auto", "rules", "model"] = "auto"
 
 
 class Settings(_Section):

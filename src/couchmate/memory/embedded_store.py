@@ -31,7 +31,7 @@ import numpy as np
 
 from couchmate.config import data_dir
 from couchmate.errors import MemoryStoreError, UserError
-from couchmate.memory.store import MemoryStore, Scored
+from couchmate.memory.store import MemoryStore, Scored, search_text
 from couchmate.memory.user_index import KIND_CODES, UserIndex
 from couchmate.types import Memory, MemoryKind
 
@@ -218,17 +218,18 @@ class EmbeddedStore(MemoryStore):
         after = ix.max_rowid
         while True:
             rows = self._db.execute(
-                "SELECT seq, kind, text, vec FROM memories WHERE user_id = ? AND seq > ? "
+                "SELECT seq, kind, text, json_extract(data, '$.context'), vec FROM memories"
+                " WHERE user_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (user_id, after, batch),
             ).fetchall()
             if not rows:
                 return total
-            vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float16)
+            vecs = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float16)
             ix.add(
                 [r[0] for r in rows],
                 [r[1] for r in rows],
-                [r[2] for r in rows],
+                [f"{r[2]}\n{r[3]}" if isinstance(r[3], str) and r[3] else r[2] for r in rows],
                 vecs.reshape(len(rows), self.dim).astype(np.float32),
             )
             after = rows[-1][0]
@@ -323,7 +324,7 @@ class EmbeddedStore(MemoryStore):
             self._indexes[user].add(
                 [seqs[i] for i in idx],
                 [memories[i].kind for i in idx],
-                [memories[i].text for i in idx],
+                [search_text(memories[i]) for i in idx],
                 v,
             )
 
@@ -387,7 +388,7 @@ class EmbeddedStore(MemoryStore):
             if ix is not None:
                 ix.remove([row[0]])
                 v = np.frombuffer(blob, dtype=np.float16).astype(np.float32)[None, :]
-                ix.add([seq], [new.kind], [new.text], v)
+                ix.add([seq], [new.kind], [search_text(new)], v)
 
     def delete(self, user_id: str, ids: Sequence[str]) -> int:
         _check_user(user_id)

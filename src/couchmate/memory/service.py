@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
@@ -18,12 +19,14 @@ import numpy as np
 from couchmate.config import MemorySettings
 from couchmate.errors import UserError
 from couchmate.memory.embeddings import Embedder, make_embedder
-from couchmate.memory.retrieval import Hit, RetrievalParams, Retriever, pack
-from couchmate.memory.store import STORES, MemoryStore
+from couchmate.memory.retrieval import Hit, RetrievalParams, Retriever, pack, turn_key
+from couchmate.memory.store import CONTEXT_KEY, STORES, MemoryStore
 from couchmate.memory.topics import mentioned, normalize, normalize_all, topic_key, topics_for
 from couchmate.types import Memory, MemoryKind
 
 DAY = 86400.0
+CONTEXT_TURNS = 2  # turns before a turn that are indexed with it (BM25 only)
+RECENT_SESSIONS = 256
 
 
 class MemoryService:
@@ -44,6 +47,8 @@ class MemoryService:
         self._retention_days = retention_days or (lambda _user: self.settings.retention_days)
         self._known: dict[str, dict[str, str]] = {}  # user → {match key: topic name}
         self._known_lock = threading.Lock()
+        # The last turns of recent sessions: a new turn is indexed with the ones before it.
+        self._recent: OrderedDict[tuple[str, str], dict[int, str]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: MemorySettings | None = None) -> MemoryService:
@@ -65,6 +70,8 @@ class MemoryService:
         batch = [self._prepare(user_id, m) for m in memories]
         if not batch:
             return []
+        with self._known_lock:
+            batch = [self._with_context(user_id, m) for m in batch]
         vectors = self.embedder.embed([embed_text(m) for m in batch])
         ids = self.store.add(batch, vectors)
         with self._known_lock:
@@ -119,6 +126,25 @@ class MemoryService:
                 else (m.t + days * DAY if days > 0 else None)
             )
             m = replace(m, retention="expiring", expires_at=expires)
+        return m
+
+    def _with_context(self, user_id: str, m: Memory) -> Memory:
+        """A conversation turn carries the turns just before it as search context."""
+        key = turn_key(m)
+        if key is None:
+            return m
+        session, turn = key
+        recent = self._recent.setdefault((user_id, session), {})
+        self._recent.move_to_end((user_id, session))
+        while len(self._recent) > RECENT_SESSIONS:
+            self._recent.popitem(last=False)
+        if CONTEXT_KEY not in m.data:
+            before = [recent[t] for t in range(turn - CONTEXT_TURNS, turn) if t in recent]
+            if before:
+                m = replace(m, data={**m.data, CONTEXT_KEY: "\n".join(before)})
+        recent[turn] = m.text
+        for t in [t for t in recent if t <= turn - CONTEXT_TURNS]:
+            del recent[t]
         return m
 
     def forget(self, user_id: str, ids: Sequence[str]) -> int:
@@ -223,5 +249,5 @@ class MemoryService:
 
 
 def embed_text(m: Memory) -> str:
-    """What gets embedded for a memory: its text (context goes in via the text itself)."""
+    """What gets embedded for a memory: its own text (context helps BM25, not the vector)."""
     return m.text

@@ -17,6 +17,16 @@ from couchmate.types import Memory, MemoryKind
 
 Scored = list[tuple[str, float]]  # (memory id, score), best first
 
+#: Memory.data key holding text around a memory (e.g. the turns a reply answers). It is
+#: indexed for lexical search with the memory's text but is not part of what is recalled.
+CONTEXT_KEY = "context"
+
+
+def search_text(m: Memory) -> str:
+    """What a store indexes for lexical (BM25 / full-text) search: text, then its context."""
+    ctx = m.data.get(CONTEXT_KEY) if m.data else None
+    return f"{m.text}\n{ctx}" if isinstance(ctx, str) and ctx else m.text
+
 
 class MemoryStore(ABC):
     """Storage for memories. Implementations must be safe to call from worker threads."""

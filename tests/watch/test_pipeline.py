@@ -65,7 +65,7 @@ def test_live_doom_gives_states_and_events_with_ordered_timings():
     # frame before (Doom's status bar draws the previous tic's value).
     index_at = {u.keyframe.t: u.keyframe.index for u in updates}
     readings = [st.fields["health"] for st in states if "health" in st.fields]
-    assert len(readings) >= 5
+    assert len(readings) >= 3
     for r in readings:
         i = index_at[r.t]
         assert r.value in (truths[i]["health"], truths.get(i - 1, {}).get("health"))
@@ -156,6 +156,26 @@ def test_a_source_dying_mid_run_ends_with_a_clear_error_and_no_hang():
     # What was captured before the death went through: the frames up to the end were read.
     assert any(u.state is not None for u in got)
     assert pipeline.stats().captured == 30 and pipeline.stats().error == err.message
+
+
+class FrozenDoom(DoomSource):
+    """A source that never delivers a frame (a hung capture)."""
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        await asyncio.sleep(3600)
+        yield  # pragma: no cover
+
+
+def test_a_source_that_never_delivers_ends_the_run_instead_of_hanging():
+    async def main():
+        pipeline = WatchPipeline(FrozenDoom(), "doom-deathmatch")
+        started = time.monotonic()
+        with pytest.raises(SourceError, match="no frame from 'doom:arena' within 1 s"):
+            await pipeline.run(seconds=1.0, first_frame_timeout_s=1.0)
+        assert time.monotonic() - started < 10
+        assert _others() == []
+
+    asyncio.run(main())
 
 
 def test_a_bad_profile_name_is_a_user_error_before_anything_runs():

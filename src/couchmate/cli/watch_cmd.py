@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
             None, "--profile", "-p", help="A profile name or file (default: auto-detect)."
         ),
         record: Path = typer.Option(None, "--record", help="Write a session folder here."),
-        seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds."),
+        seconds: float = typer.Option(
+            None, "--seconds", help="Stop after this many seconds of frames."
+        ),
         realtime: bool = typer.Option(
             None, "--realtime/--fast", help="Pace engines and videos in real time, or run flat out."
         ),

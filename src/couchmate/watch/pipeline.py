@@ -198,6 +198,7 @@ class WatchPipeline:
         self._capture_rate = _Rate()
         self._key_rate = _Rate()
         self._last_frame_t: float | None = None
+        self._first_frame = asyncio.Event()
         self._spans: dict[str, deque[float]] = {k: deque(maxlen=window) for k in SPANS}
         self._spans["capture_to_event"] = deque(maxlen=window)
         self._last_state: GameState | None = None
@@ -274,9 +275,14 @@ class WatchPipeline:
         on_update: Callable[[WatchUpdate], Awaitable[None] | None] | None = None,
         *,
         seconds: float | None = None,
+        first_frame_timeout_s: float = 60.0,
     ) -> WatchStats:
-        """Consume updates (calling `on_update`) until the source ends or `seconds` pass."""
-        deadline = None if seconds is None else now() + seconds
+        """Consume updates (calling `on_update`) until the source ends or `seconds` pass.
+
+        The `seconds` clock starts at the first captured frame: starting an engine or
+        loading OCR models is not watching time. A source that gives no frame within
+        `first_frame_timeout_s` ends the run with a SourceError instead of hanging.
+        """
 
         async def consume() -> None:
             async with contextlib.aclosing(self.updates()) as updates:
@@ -286,13 +292,27 @@ class WatchPipeline:
                         if r is not None:
                             await r
 
+        consumer = asyncio.create_task(consume(), name="watch-run")
+        first = asyncio.create_task(self._first_frame.wait(), name="watch-first-frame")
         try:
-            if deadline is None:
-                await consume()
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(consume(), timeout=max(0.0, deadline - now()))
+            done, _ = await asyncio.wait(
+                {consumer, first},
+                timeout=first_frame_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                raise SourceError(
+                    f"no frame from {self.source.name!r} within {first_frame_timeout_s:.0f} s",
+                    hint="is the game running and the source spec right?",
+                )
+            if consumer not in done:
+                await asyncio.wait({consumer}, timeout=seconds)
+            if consumer.done():
+                consumer.result()  # the source's error, if it died
         finally:
+            for task in (consumer, first):
+                task.cancel()
+            await asyncio.gather(consumer, first, return_exceptions=True)
             await self.stop()
         return self.stats()
 
@@ -337,6 +357,7 @@ class WatchPipeline:
                 n += 1
                 self._counts["captured"] = n
                 self._last_frame_t = now()
+                self._first_frame.set()
                 self._capture_rate.tick(self._last_frame_t)
                 await self._capture_q.put(frame)
         except CouchmateError as e:

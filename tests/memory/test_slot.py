@@ -9,12 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from couchmate.config import ModelRole
+from couchmate.config import ModelRole, Settings
+from couchmate.errors import ConfigError
 from couchmate.memory.extraction_model import ModelExtractor
+from couchmate.memory.extraction_rules import RuleExtractor
 from couchmate.memory.postgres_store import PostgresStore
 from couchmate.memory.retrieval import estimate_tokens
 from couchmate.memory.service import MemoryService
-from couchmate.memory.slot import StoreMemorySlot
+from couchmate.memory.slot import StoreMemorySlot, build_slot
 from couchmate.memory.store import STORES
 from couchmate.mind.memory_slot import Happening, MemorySlot
 from couchmate.models.backend import ChatBackend
@@ -137,3 +139,26 @@ def test_an_injected_turn_cannot_empty_the_account(service):
 
     assert asyncio.run(go()) == 1  # the model was asked, and answered with a mass delete
     assert len(service.store.list("ana", kind="fact")) == 3
+
+
+def test_build_slot_follows_the_settings(tmp_path):
+    s = Settings()
+    s.memory.path = str(tmp_path / "mem")
+    role = ModelRole(base_url="http://127.0.0.1:9/v1", model="m")
+    backend = ChatBackend("smart", role)
+    try:
+        auto_without = build_slot(s)
+        assert isinstance(auto_without.extractor, RuleExtractor)
+        auto_with = build_slot(s, model=backend)
+        assert isinstance(auto_with.extractor, ModelExtractor)
+        s.memory.extractor = "rules"
+        assert isinstance(build_slot(s, model=backend).extractor, RuleExtractor)
+        s.memory.extractor = "model"
+        with pytest.raises(ConfigError):
+            build_slot(s)
+        auto_with.service.note("ana", "kept on disk", kind="fact")
+        assert (tmp_path / "mem" / "memories.sqlite3").exists()
+    finally:
+        asyncio.run(backend.aclose())
+        for slot in (auto_without, auto_with):
+            slot.service.close()

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from couchmate.errors import ConfigError
 from couchmate.memory.consolidate import consolidate
 from couchmate.memory.extraction import (
     Decision,
@@ -28,11 +29,15 @@ from couchmate.memory.extraction import (
     screen,
     to_memory,
 )
+from couchmate.memory.extraction_model import ChatModel, ModelExtractor
 from couchmate.memory.extraction_rules import RuleExtractor
 from couchmate.memory.service import MemoryService
 from couchmate.memory.topics import topics_for
 from couchmate.mind.memory_slot import Happening, Recollection
 from couchmate.types import Memory
+
+if TYPE_CHECKING:
+    from couchmate.config import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,3 +193,28 @@ def revised(old: Memory, new: Memory) -> Memory:
         data={**old.data, **new.data},
         provenance={**new.provenance, "previous": history[-MAX_HISTORY:]},
     )
+
+
+def make_extractor(mode: str, model: ChatModel | None) -> Extractor:
+    """memory.extractor: "rules", "model" (needs `model`) or "auto" (model when given)."""
+    if mode == "model" and model is None:
+        raise ConfigError(
+            "memory.extractor is 'model' but no model role is configured",
+            hint="set models.smart (or models.fast), or memory.extractor = 'rules'",
+        )
+    if mode == "rules" or model is None:
+        return RuleExtractor()
+    return ModelExtractor(model)
+
+
+def build_slot(
+    settings: Settings,
+    *,
+    model: ChatModel | None = None,
+    executor: Executor | None = None,
+) -> StoreMemorySlot:
+    """The slot a session uses: the configured store and embedder, and the extractor
+    memory.extractor names (`model`: e.g. the session's smart backend, else its fast one)."""
+    service = MemoryService.from_settings(settings.memory)
+    extractor = make_extractor(settings.memory.extractor, model)
+    return StoreMemorySlot(service, extractor, executor=executor)

@@ -14,7 +14,7 @@ import pytest
 
 from couchmate.errors import CouchmateError, MemoryStoreError, UserError
 from couchmate.memory.postgres_store import PostgresStore, lexical_terms, redact_url
-from couchmate.memory.store import STORES
+from couchmate.memory.store import CONTEXT_KEY, STORES
 from couchmate.types import Memory
 from tests.memory import pg_fixtures
 
@@ -133,6 +133,11 @@ def test_lexical_search_ranks_matches_and_handles_stopwords_and_cjk(store):
     assert [i for i, _ in store.lexical_search("ana", "塞尔达", 10)] == [ids[3]]
     assert store.lexical_search("ana", "dragon", 10, kinds=["episode"]) == []
     assert lexical_terms("Zelda塞尔达!") == ["zelda", "塞尔", "尔达"]
+    # context (the turns a reply answers) is searchable, and is not part of the text
+    reply = Memory("ana", "episode", "yes, twice!", data={CONTEXT_KEY: "did you beat the hydra"})
+    (rid,) = store.add([reply], unit(rng, 1))
+    assert [i for i, _ in store.lexical_search("ana", "hydra", 10)] == [rid]
+    assert store.get("ana", [rid])[0].text == "yes, twice!"
 
 
 def test_topic_members_score_by_overlap_then_newest(store):

@@ -6,10 +6,12 @@ call can see another user's rows. Vectors live in a `vector(dim)` column with an
 column with a GIN index. The schema is created and migrated on first connect, under an
 advisory lock, and its version is kept in `couchmate_schema`.
 
-Lexical scores come from `ts_rank_cd` (cover density), not BM25: they rank sensibly but are
-on a different scale from the embedded store's BM25 numbers. Retrieval fuses by rank, so only
-the order matters. CJK text has no spaces, so it is indexed as character bigrams (computed
-here, in Python, identically for documents and queries).
+The lexical index covers `store.search_text(m)`: the text plus its `data["context"]` (the
+turns a reply answers). Lexical scores come from `ts_rank_cd` (cover density), not BM25:
+they rank sensibly but are on another scale than the embedded store's BM25 numbers, and
+their order can differ. Retrieval normalizes each candidate list within its pool, so only
+relative scores matter. CJK text has no spaces, so it is indexed as character bigrams
+(computed here, in Python, identically for documents and queries).
 
 Vectors travel as pgvector text literals; no extra Python package is needed.
 """
@@ -30,7 +32,7 @@ import numpy as np
 
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.postgres_schema import migrate
-from couchmate.memory.store import MemoryStore, Scored
+from couchmate.memory.store import MemoryStore, Scored, search_text
 from couchmate.types import Memory, MemoryKind
 
 _TS_CONFIG = "english"  # stemming + stop words for Latin-script text
@@ -237,7 +239,7 @@ class PostgresStore(MemoryStore):
             m.retention,
             m.expires_at,
             json.dumps(m.data, default=str),
-            " ".join(lexical_terms(m.text)),
+            " ".join(lexical_terms(search_text(m))),
         )
 
     def update(

@@ -25,9 +25,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from couchmate.config import WatchSettings
 from couchmate.errors import CouchmateError, SourceError, UserError
@@ -36,89 +35,31 @@ from couchmate.types import Event, Frame, GameState, now
 from couchmate.watch.clip import ClipBuffer
 from couchmate.watch.keyframes import GateDecision, KeyframeGate
 from couchmate.watch.queues import LatestQueue, QueueClosed
+from couchmate.watch.updates import (
+    SIGNAL_KINDS,
+    SPANS,
+    Rate,
+    ReaderFactory,
+    StateReader,
+    WatchStats,
+    WatchUpdate,
+)
 
 log = logging.getLogger(__name__)
 
-#: latency spans the pipeline keeps rolling statistics for: name → (from mark, to mark)
-SPANS: dict[str, tuple[str, str]] = {
-    "gate": ("captured", "keyframed"),
-    "reader_queue": ("keyframed", "read_start"),
-    "read": ("read_start", "read"),
-    "capture_to_state": ("captured", "read"),
-}
+__all__ = [
+    "SIGNAL_KINDS",
+    "SPANS",
+    "ReaderFactory",
+    "StateReader",
+    "WatchPipeline",
+    "WatchStats",
+    "WatchUpdate",
+    "resolve_profile",
+]
+
 GENERIC = "generic"
-#: events the gate raises from pixels alone (not from the reader's state)
-SIGNAL_KINDS = frozenset({"scene_change", "idle"})
 MAX_CONFIRM = 3
-
-
-class StateReader(Protocol):
-    """What the pipeline needs from a reader: one blocking call per keyframe."""
-
-    def read(self, frame: Frame) -> GameState: ...
-
-
-ReaderFactory = Callable[[Any], StateReader]
-
-
-@dataclass(slots=True)
-class WatchStats:
-    """A snapshot of how the pipeline keeps up."""
-
-    captured: int = 0
-    keyframes: int = 0
-    states: int = 0
-    events: int = 0
-    reader_errors: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
-    capture_fps: float = 0.0
-    keyframes_per_s: float = 0.0
-    #: seconds since the source last produced a frame (a stalled source shows here)
-    frame_age_s: float = 0.0
-    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
-    profile: str = ""
-    error: str = ""
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-
-@dataclass(slots=True)
-class WatchUpdate:
-    """What one keyframe (or one gate signal) produced.
-
-    `state` is None for a signal-only update (scene_change or idle from the gate, raised on
-    a frame that was not read).
-    """
-
-    keyframe: Frame
-    state: GameState | None
-    events: list[Event]
-    decision: GateDecision | None
-    profile: str
-    stats: WatchStats
-
-
-class _Rate:
-    """Items per second over a sliding window."""
-
-    def __init__(self, window_s: float = 2.0):
-        self.window_s = window_s
-        self._ts: deque[float] = deque()
-
-    def tick(self, t: float) -> None:
-        self._ts.append(t)
-        while self._ts and self._ts[0] < t - self.window_s:
-            self._ts.popleft()
-
-    def rate(self, t: float) -> float:
-        while self._ts and self._ts[0] < t - self.window_s:
-            self._ts.popleft()
-        if len(self._ts) < 2:
-            return 0.0
-        return (len(self._ts) - 1) / max(1e-6, max(t, self._ts[-1]) - self._ts[0])
 
 
 def _default_reader(profile: Any) -> StateReader:
@@ -195,8 +136,8 @@ class WatchPipeline:
         self._supervisor: asyncio.Task[None] | None = None
         self._counts = {"captured": 0, "keyframes": 0, "states": 0, "events": 0, "errors": 0}
         self._reasons: dict[str, int] = {}
-        self._capture_rate = _Rate()
-        self._key_rate = _Rate()
+        self._capture_rate = Rate()
+        self._key_rate = Rate()
         self._last_frame_t: float | None = None
         self._first_frame = asyncio.Event()
         self._spans: dict[str, deque[float]] = {k: deque(maxlen=window) for k in SPANS}

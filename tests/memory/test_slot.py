@@ -92,7 +92,7 @@ def test_recall_packs_the_answer_within_the_budget_with_sources(service):
 
     async def go():
         for text in ["My name is Ana", "I love dragons", "I'm bad at platformers"] + [
-            f"just chatting about the weather, day {i}" for i in range(20)
+            f"just chatting about the weather, day {i}" for i in range(8)
         ]:
             await slot.record("ana", user(text))
         await slot.record("bob", user("My name is Bob and I love snakes"))

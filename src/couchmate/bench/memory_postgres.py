@@ -124,7 +124,10 @@ def _run(
             for _ in range(queries)
         ]
         qvecs = embed(qtexts)
-        dense, exact, lexical, topic, recall = [], [], [], [], []
+        from couchmate.memory.retrieval import Retriever
+
+        retriever = Retriever(store)  # the service's ranking on this store
+        dense, exact, lexical, topic, recall, hybrid = [], [], [], [], [], []
         for i in range(queries):
             u_i = i % users
             u = names[u_i]
@@ -136,6 +139,13 @@ def _run(
             lexical.append(_timed(lambda t=qtexts[i], u=u: store.lexical_search(u, t, k))[0])
             tp = [_GAMES[i % len(_GAMES)]]
             topic.append(_timed(lambda u=u, tp=tp: store.topic_members(u, tp, k))[0])
+            hybrid.append(
+                _timed(
+                    lambda u=u, t=qtexts[i], q=qvecs[i], tp=tp: retriever.search(
+                        u, t, q, topics=tp, k=k
+                    )
+                )[0]
+            )
         with store._conn() as conn:
             conn.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             plan = conn.execute(
@@ -149,6 +159,7 @@ def _run(
             "dense exact (baseline)": percentiles(exact),
             "lexical (ts_rank_cd)": percentiles(lexical),
             "topic members": percentiles(topic),
+            "hybrid recall (Retriever, query embedded)": percentiles(hybrid),
             "add, per memory (batches of 100)": percentiles(add_ms),
         }
     finally:

@@ -13,7 +13,9 @@ their order can differ. Retrieval normalizes each candidate list within its pool
 relative scores matter. CJK text has no spaces, so it is indexed as character bigrams
 (computed here, in Python, identically for documents and queries).
 
-Vectors travel as pgvector text literals; no extra Python package is needed.
+Vectors travel as pgvector text literals; no extra Python package is needed. Formatting
+costs ~0.2 ms a vector, and a write is dominated by index upkeep (HNSW, GIN): COPY measured
+no faster than the pipelined executemany used here (~2 ms a memory, batches of 100).
 """
 
 from __future__ import annotations

@@ -110,6 +110,28 @@ def test_recall_packs_the_answer_within_the_budget_with_sources(service):
     assert all(s["kind"] in ("fact", "episode", "progress") for s in big.sources)
 
 
+def test_turns_are_numbered_within_the_slots_session(service):
+    slot = StoreMemorySlot(service, session="evening")
+
+    async def go():
+        # as the mind sends them: no session, no turn number
+        await slot.record("ana", Happening("user_turn", "did you see that jump?"))
+        await slot.record("ana", Happening("companion_turn", "I did, what a leap!"))
+        await slot.record("ana", Happening("moment", "death in doom", topics=["doom"]))
+        await slot.record("ana", Happening("user_turn", "My name is Ana"))
+
+    asyncio.run(go())
+    episodes = sorted(service.store.list("ana", kind="episode"), key=lambda m: m.t)
+    assert [(m.provenance["session"], m.provenance.get("turn")) for m in episodes] == [
+        ("evening", 0),
+        ("evening", 1),
+        ("evening", None),
+        ("evening", 2),
+    ]
+    (name,) = service.store.list("ana", kind="fact")
+    assert name.provenance["session"] == "evening" and name.provenance["turn"] == 2
+
+
 def test_quick_turns_do_not_duplicate_a_fact(service):
     slot = StoreMemorySlot(service)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
@@ -67,8 +68,13 @@ class StoreMemorySlot:
         limits: Limits = Limits(),
         consolidate_after: bool = True,
         existing_limit: int = 60,
+        session: str | None = None,
     ):
         self.service = service
+        # Turns carry (session, turn) so retrieval can use conversation structure; the
+        # mind does not number them, so the slot does, unless the happening already did.
+        self.session = session or uuid.uuid4().hex[:12]
+        self._turns: dict[str, int] = {}
         self.extractor: Extractor = extractor or RuleExtractor()
         self.executor = executor
         self.limits = limits
@@ -113,7 +119,10 @@ class StoreMemorySlot:
     # --- internals ------------------------------------------------------------------------
     async def _record(self, user_id: str, happening: Happening, text: str) -> None:
         topics = list(happening.topics) or self._topics.get(user_id, [])
-        provenance = {**happening.provenance, "happening": happening.kind}
+        provenance = {"session": self.session, **happening.provenance, "happening": happening.kind}
+        if happening.kind in _PREFIX and "turn" not in provenance:
+            provenance["turn"] = self._turns.get(user_id, 0)
+            self._turns[user_id] = provenance["turn"] + 1
         episode = Memory(
             user_id=user_id,
             kind="episode",
@@ -131,8 +140,8 @@ class StoreMemorySlot:
             text=text,
             speaker=speaker,
             topic=topics[0] if topics else "",
-            session=str(happening.provenance.get("session", "")),
-            turn=happening.provenance.get("turn"),
+            session=str(provenance.get("session", "")),
+            turn=provenance.get("turn"),
         )
         existing = await self._run(self._existing, user_id)
         try:

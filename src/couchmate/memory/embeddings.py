@@ -122,11 +122,11 @@ class OpenAIEmbedder(Embedder):
             )
         import openai
 
-        self._openai = openai
         self._client = openai.OpenAI(
             base_url=base_url, api_key=api_key or "none", timeout=timeout_s, max_retries=1
         )
         self._model = model
+        self._base_url = base_url
         self._batch_size = batch_size
         self.dim = 0  # learned from the first reply
 
@@ -141,27 +141,28 @@ class OpenAIEmbedder(Embedder):
         return out
 
     def _call(self, batch: list[str]) -> list[list[float]]:
-        o = self._openai
+        from couchmate.models.failures import map_error
+
         try:
-            reply = self._client.embeddings.create(model=self._model, input=batch)
-        except o.APIStatusError as e:
+            reply = self._client.embeddings.create(
+                model=self._model, input=batch, encoding_format="float"
+            )
+            data = sorted(reply.data, key=lambda d: d.index or 0)
+            rows = [d.embedding for d in data]
+        except Exception as e:  # every failure becomes one ModelError with a hint
+            raise map_error(e, base_url=self._base_url, model=self._model, role="embed") from e
+        if len(rows) != len(batch):
             raise ModelError(
-                f"embeddings endpoint answered {e.status_code}: {e.message}",
-                status=e.status_code,
-                hint="check memory.embed_base_url, memory.embed_model and the API key",
-            ) from e
-        except (o.APIConnectionError, o.APITimeoutError) as e:
-            raise ModelError(
-                f"embeddings endpoint unreachable: {e}",
-                hint="is the embeddings server running? check memory.embed_base_url",
-            ) from e
-        data = sorted(reply.data, key=lambda d: d.index)
-        if len(data) != len(batch):
-            raise ModelError(
-                f"embeddings endpoint returned {len(data)} vectors for {len(batch)} texts",
+                f"embeddings endpoint returned {len(rows)} vectors for {len(batch)} texts",
                 retryable=False,
             )
-        return [d.embedding for d in data]
+        if rows and rows[0] and isinstance(rows[0][0], list):
+            raise ModelError(
+                f"embeddings from {self._base_url} are per token, not per text",
+                hint="serve the embedding model with pooling (llama.cpp: --pooling mean)",
+                retryable=False,
+            )
+        return rows
 
 
 _shared_local: list[Embedder] = []

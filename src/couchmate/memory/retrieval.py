@@ -171,13 +171,14 @@ def _provenance_tag(m: Memory) -> str:
     return "[" + ", ".join(str(x) for x in parts) + "]"
 
 
-def pack(hits: Sequence[Hit], budget_tokens: int) -> str:
-    """The best hits as prompt lines, each with its provenance, within `budget_tokens`.
+def pack_hits(hits: Sequence[Hit], budget_tokens: int) -> tuple[str, list[Hit]]:
+    """The best hits as prompt lines within `budget_tokens`, and the hits that made it.
 
     Hits are taken best first; one that does not fit is skipped so a shorter one after it
     can still use the room. Lines are `- [kind, date, session …] text`.
     """
     lines: list[str] = []
+    used_hits: list[Hit] = []
     used = 0
     for h in hits:
         line = f"- {_provenance_tag(h.memory)} {h.memory.text.strip()}"
@@ -185,5 +186,11 @@ def pack(hits: Sequence[Hit], budget_tokens: int) -> str:
         if used + cost > budget_tokens:
             continue
         lines.append(line)
+        used_hits.append(h)
         used += cost
-    return "\n".join(lines)
+    return "\n".join(lines), used_hits
+
+
+def pack(hits: Sequence[Hit], budget_tokens: int) -> str:
+    """Prompt text for the best hits within the budget, one line each with provenance."""
+    return pack_hits(hits, budget_tokens)[0]

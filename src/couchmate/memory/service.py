@@ -19,7 +19,7 @@ import numpy as np
 from couchmate.config import MemorySettings
 from couchmate.errors import UserError
 from couchmate.memory.embeddings import Embedder, make_embedder
-from couchmate.memory.retrieval import Hit, RetrievalParams, Retriever, pack, turn_key
+from couchmate.memory.retrieval import Hit, RetrievalParams, Retriever, pack_hits, turn_key
 from couchmate.memory.store import CONTEXT_KEY, STORES, MemoryStore
 from couchmate.memory.topics import mentioned, normalize, normalize_all, topic_key, topics_for
 from couchmate.types import Memory, MemoryKind
@@ -211,8 +211,7 @@ class MemoryService:
             user_id, query, vector, topics=wanted, kinds=kinds, k=k, now=now
         )
         if budget_tokens is not None:
-            text = pack(hits, budget_tokens)
-            hits = [h for h in hits if h.memory.text.strip() in text]
+            hits = pack_hits(hits, budget_tokens)[1]
         return hits
 
     def recall_text(
@@ -225,9 +224,7 @@ class MemoryService:
     ) -> tuple[str, list[Hit]]:
         """Prompt text within the budget (settings' token_budget by default) and its hits."""
         budget = budget_tokens or self.settings.token_budget
-        hits = self.recall(user_id, query, topics=topics, k=k)
-        text = pack(hits, budget)
-        return text, [h for h in hits if h.memory.text.strip() in text]
+        return pack_hits(self.recall(user_id, query, topics=topics, k=k), budget)
 
     def about(self, user_id: str, topic: str, limit: int = 50) -> list[Memory]:
         """Everything filed under a topic, newest first."""

@@ -29,7 +29,7 @@ def _grow(a: np.ndarray, need: int) -> np.ndarray:
 
 
 class UserIndex:
-    def __init__(self, dim: int, *, ann_threshold: int = 50_000):
+    def __init__(self, dim: int, *, ann_threshold: int = 20_000):
         self.dim = dim
         self.rowids = np.zeros(0, dtype=np.int64)
         self.alive = np.zeros(0, dtype=bool)
@@ -129,7 +129,7 @@ class UserIndex:
         self.dirty = False
 
     @classmethod
-    def load(cls, path: Path, dim: int, *, ann_threshold: int = 50_000) -> UserIndex:
+    def load(cls, path: Path, dim: int, *, ann_threshold: int = 20_000) -> UserIndex:
         with np.load(path, allow_pickle=False) as z:
             st = {k: z[k] for k in z.files}
         if int(st["version"][0]) != SNAPSHOT_VERSION or int(st["dim"][0]) != dim:

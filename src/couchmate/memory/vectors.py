@@ -1,7 +1,7 @@
 """One user's vectors in memory: exact search while small, an IVF index when large.
 
 Exact: a float32 matrix, one row per document, searched with one matrix-vector product
-(50k memories ≈ 77 MB and a few ms). Past `ann_threshold` rows the vectors move to a
+(20k memories ≈ 31 MB and a millisecond or two). Past `ann_threshold` rows the vectors move to a
 faiss IVF index with 8-bit scalar quantization (1M memories ≈ 400 MB instead of 1.5 GB,
 and a query scans a few percent of them). Without faiss, search stays exact.
 """
@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 class VectorIndex:
-    def __init__(self, dim: int, *, ann_threshold: int = 50_000, nprobe: int = 24):
+    def __init__(self, dim: int, *, ann_threshold: int = 20_000, nprobe: int = 24):
         self.dim = dim
         self.ann_threshold = ann_threshold
         self.nprobe = nprobe
@@ -101,7 +101,7 @@ class VectorIndex:
 
     @classmethod
     def from_state(
-        cls, st: dict[str, np.ndarray], dim: int, *, ann_threshold: int = 50_000, nprobe: int = 24
+        cls, st: dict[str, np.ndarray], dim: int, *, ann_threshold: int = 20_000, nprobe: int = 24
     ) -> VectorIndex:
         ix = cls(dim, ann_threshold=ann_threshold, nprobe=nprobe)
         if "vec_ivf" in st:

@@ -35,9 +35,7 @@ def register(app: typer.Typer) -> None:
         region: str = typer.Option(None, "--region", help="Screen: capture only x,y,w,h."),
     ) -> None:
         """The whole companion: watch, talk, listen. Type a message and press Enter to talk."""
-        from couchmate.cli.watch_cmd import _parse_region
-
-        options = {"monitor": monitor, "region": _parse_region(region)}
+        options = {"monitor": monitor, "region": region}
         asyncio.run(
             _play(
                 source,
@@ -103,9 +101,9 @@ async def _play(
     if talkativeness is not None:
         settings.persona.talkativeness = talkativeness
     _privacy_notice(settings)
-    source = open_source_checked(spec, **options)
+    source = open_source_checked(spec, {"max_pixels": settings.watch.max_pixels}, **options)
     backends = Backends.from_settings(settings)
-    memory = _memory_slot(settings) if use_memory else None
+    memory = await _memory_slot(settings, backends) if use_memory else None
     wav_dir = audio_out or (folder / "audio" if folder is not None else None)
     speaker = build_speaker(settings.voice, audio_out=wav_dir, mute=mute)
     session = Session(
@@ -217,13 +215,20 @@ async def _listen(session: Any, view: _TranscriptView) -> None:
             session.ask(text)
 
 
-def _memory_slot(settings: Any) -> Any:
-    """The long-term memory from settings; without it the companion still works."""
+async def _memory_slot(settings: Any, backends: Any) -> Any:
+    """The long-term memory from settings (loaded off the event loop: the embedding model
+    takes a moment). If it cannot open, the companion goes on without it and says so."""
+    from couchmate.errors import CouchmateError
+    from couchmate.memory.slot import build_slot
+
+    err_console.print("[dim]opening long-term memory…[/dim]")
     try:
-        from couchmate.memory.slot import slot_from_settings
-    except ImportError:
+        return await asyncio.to_thread(build_slot, settings, model=backends.smart or backends.fast)
+    except CouchmateError as e:
+        err_console.print(f"[yellow]memory is off for this session:[/yellow] {e.message}")
+        if e.hint:
+            err_console.print(f"[yellow]hint:[/yellow] {e.hint}")
         return None
-    return slot_from_settings(settings)
 
 
 def _privacy_notice(settings: Any) -> None:

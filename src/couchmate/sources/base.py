@@ -101,14 +101,16 @@ def open_source(spec: str, **options: Any) -> Source:
     return SOURCES.get(kind).from_spec(arg, **options)
 
 
-def source_options(spec: str, **given: Any) -> dict[str, Any]:
+def source_options(
+    spec: str, defaults: dict[str, Any] | None = None, **given: Any
+) -> dict[str, Any]:
     """The options the user gave (None = not given), checked against what this kind of
-    source takes: a flag that does not apply is a UserError, not a TypeError later."""
+    source takes — a flag that does not apply is a UserError, not a TypeError later —
+    plus the settings-derived `defaults` this kind of source takes."""
     kind, _ = parse_spec(spec)
-    cls = SOURCES.get(kind)
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(SOURCES.get(kind).__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    out: dict[str, Any] = {}
+    out = {k: v for k, v in (defaults or {}).items() if k in params or takes_any}
     for name, value in given.items():
         if value is None:
             continue
@@ -119,6 +121,6 @@ def source_options(spec: str, **given: Any) -> dict[str, Any]:
     return out
 
 
-def open_source_checked(spec: str, **given: Any) -> Source:
+def open_source_checked(spec: str, defaults: dict[str, Any] | None = None, **given: Any) -> Source:
     """open_source() for user input: unset options dropped, inapplicable ones refused."""
-    return open_source(spec, **source_options(spec, **given))
+    return open_source(spec, **source_options(spec, defaults, **given))

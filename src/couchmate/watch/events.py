@@ -100,27 +100,38 @@ def make_event(
 
 
 class EventEngine:
-    """Applies one profile's rules to successive game states."""
+    """Applies one profile's rules to successive game states.
 
-    def __init__(self, profile: Profile):
+    A change from a value the reader has grown unsure of (confidence under
+    `min_confidence`: the box held something unreadable for several looks, e.g. through
+    Doom's death flash) is no event: what happened in between is unknown.
+    """
+
+    def __init__(self, profile: Profile, *, min_confidence: float = 0.3):
         self.profile = profile
+        self.min_confidence = min_confidence
         self._prev: dict[str, Any] = {}
+        self._prev_conf: dict[str, float] = {}
         self._last_fired: dict[str, float] = {}
 
     def reset(self) -> None:
         self._prev.clear()
+        self._prev_conf.clear()
         self._last_fired.clear()
 
     def update(self, state: GameState) -> list[Event]:
         cur = {**self._prev, **state.values()}
-        prev = self._prev
+        prev, prev_conf = self._prev, self._prev_conf
         self._prev = cur
+        self._prev_conf = {**prev_conf, **{k: f.confidence for k, f in state.fields.items()}}
         if not prev:
             return []
         fired: dict[str, Event] = {}
         for rname, rule in self.profile.rules.items():
             a, b = prev.get(rule.field), cur.get(rule.field)
             if a is None or b is None or a == b:
+                continue
+            if prev_conf.get(rule.field, 1.0) < self.min_confidence:
                 continue
             magnitude = RULE_KINDS[rule.kind](rule, a, b)
             if magnitude is None or not self._guards_hold(rule, prev, cur):

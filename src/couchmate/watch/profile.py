@@ -85,14 +85,25 @@ class FieldSpec(_Model):
     reader: ReaderKind = "ocr"
     # digits: the template font (a key of couchmate/watch/digits.npz)
     font: str = ""
-    # digits/icons: colours that count as foreground; empty: anything unlike the background
+    # digits/icons: colours that count as foreground; empty: anything unlike the background.
+    # ocr: the ink colours; a box OCR cannot parse and with less than `min_ink` of its
+    # pixels in these colours is empty (not unreadable).
     fg: list[RGB] = Field(default_factory=list)
     fg_tolerance: int = Field(60, ge=0, le=441)
+    min_ink: float = Field(0.01, ge=0, le=1)
+    # ocr: widen a narrow box (with its own edge pixels) to this width/height first; the
+    # recogniser misreads a lone glyph ("0" as "O") in a box not much wider than it
+    pad_aspect: float = Field(0.0, ge=0, le=20)
     # icons: a blob counts when its area, as a share of the region's area, is in this range
     icon_area: tuple[float, float] = (0.01, 0.5)
+    # added to a numeric reading (Ms. Pac-Man shows one icon fewer than the lives left)
+    offset: int = 0
     min: float | None = None
     max: float | None = None
-    # the value when the box is empty (Doom shows no ammo for the fist)
+    # An empty box: "keep" = unreadable this time, keep the last value; "none" = a real
+    # state meaning "nothing shown" (Doom's AMMO box for the fist), committed as None.
+    empty: Literal["keep", "none"] = "keep"
+    # or: an empty box reads as this value
     blank: Any = None
     # frames that must agree before a changed value is committed (1: trust every read)
     confirm: int = Field(2, ge=1, le=10)

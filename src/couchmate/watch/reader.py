@@ -33,23 +33,69 @@ from couchmate.watch.profile import FieldSpec, Profile, to_pixels
 
 log = logging.getLogger(__name__)
 
-# Fingerprints: grey levels on a coarse grid; a box has changed when more than this share
-# of its grid points moved by more than DIFF_LEVEL (absorbs video noise, not a new digit).
-DIFF_LEVEL = 24
+# Fingerprints: the box's colours on a coarse grid; it has changed when more than
+# DIFF_SHARE of its grid points moved by more than DIFF_LEVEL in some channel (absorbs video
+# noise, not a new digit). Per channel, not grey: under Doom's red damage flash a digit and
+# its background differ in green and blue only.
+DIFF_LEVEL = 16
 DIFF_SHARE = 0.004
 
 
 def fingerprint(crop: np.ndarray) -> np.ndarray:
     step = max(1, min(crop.shape[0], crop.shape[1]) // 24)
-    sub = crop[::step, ::step]
-    return (sub[..., 0].astype(np.int16) * 3 + sub[..., 1] * 4 + sub[..., 2]) >> 3
+    return crop[::step, ::step].astype(np.int16)
 
 
-def same_pixels(a: np.ndarray | None, b: np.ndarray) -> bool:
+def same_pixels(a: np.ndarray | None, b: np.ndarray, exact: bool = False) -> bool:
+    """exact: any change counts (after an unreadable read, every new look is worth it)."""
     if a is None or a.shape != b.shape:
         return False
-    moved = np.count_nonzero(np.abs(a - b) > DIFF_LEVEL)
-    return moved <= max(0, int(DIFF_SHARE * a.size))
+    if exact:
+        return bool(np.array_equal(a, b))
+    moved = np.count_nonzero(np.abs(a - b).max(axis=-1) > DIFF_LEVEL)
+    return moved <= int(DIFF_SHARE * a.shape[0] * a.shape[1])
+
+
+# An observation that gave no value (garbage, low confidence, out of range). Distinct from
+# None, which a field with `empty = "none"` commits as a real state.
+UNREADABLE: Any = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and a == b)
+
+
+# A full-screen flash (Doom's red death and damage palettes, the yellow pickup flash)
+# squeezes a HUD box into a few shades of one colour: grey spread under LOW_CONTRAST. Such a
+# box is read from a black-on-white mask of what differs from its background, and only a
+# text that parses without repair counts: "0%" does, "01" (for "0%") or "O%" do not.
+LOW_CONTRAST = 5.0
+# Each look at a box that holds something unreadable scales the committed value's
+# confidence by this; the event engine ignores changes from a value this doubtful.
+DOUBT_DECAY = 0.8
+INK_DISTANCES = (20, 25, 30)
+
+
+def low_contrast(crop: np.ndarray) -> bool:
+    grey = crop[::2, ::2].astype(np.float32).mean(axis=-1)
+    return float(grey.std()) < LOW_CONTRAST
+
+
+def ink_mask(crop: np.ndarray, distance: int) -> np.ndarray:
+    """Black where a pixel differs from the box's most common colour, white elsewhere."""
+    ink = digits_mod.foreground(crop, [], distance)
+    out = np.where(ink, 0, 255).astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=2)
+
+
+def pad_to_aspect(crop: np.ndarray, aspect: float) -> np.ndarray:
+    """Widen `crop` to width/height >= `aspect` by repeating its left and right edges."""
+    h, w = crop.shape[:2]
+    need = int(aspect * h) - w
+    if need <= 0:
+        return crop
+    left = need // 2
+    return np.pad(crop, ((0, 0), (left, need - left), (0, 0)), mode="edge")
 
 
 @dataclass(slots=True)
@@ -65,6 +111,8 @@ class _Track:
     last_obs: tuple[Any, float, str] | None = None  # value, confidence, raw of the last read
     last_read_t: float = -1e18
     last_obs_frame: tuple[int, float] | None = None
+    cand_need: int = 1  # agreeing frames the candidate needs (more after a flashed read)
+    flashed: bool = False  # the last read was of a flashed (low-contrast) box
 
 
 @dataclass(slots=True)
@@ -103,6 +151,12 @@ class Reader:
         """True while a changed value waits for its confirming frame: read the next one."""
         return any(t.cand_count > 0 for t in self._tracks.values())
 
+    def last_observation(self, name: str) -> tuple[Any, float, str] | None:
+        """The latest raw reading of a field, committed or not: (value, confidence, text).
+
+        The value is UNREADABLE when the text gave nothing trustworthy."""
+        return self._tracks[name].last_obs
+
     def reset(self) -> None:
         """Forget every field (a new game, a new level, a loaded save)."""
         self._tracks = {n: _Track() for n in self.profile.fields}
@@ -125,14 +179,22 @@ class Reader:
         to_ocr: list[tuple[str, np.ndarray]] = []
         observed: dict[str, tuple[str, float]] = {}
         prints: dict[str, np.ndarray] = {}
+        padded: dict[str, np.ndarray] = {}
+        flashed: set[str] = set()
         for name, spec in self.profile.fields.items():
             tr = self._tracks[name]
             x0, y0, x1, y1 = to_pixels(spec.region, w, h)
             crop = img[y0:y1, x0:x1]
             fp = fingerprint(crop)
-            if self.skip_unchanged and tr.last_obs is not None and same_pixels(tr.last_print, fp):
+            # after an unreadable or flashed read every new look is worth it
+            doubtful = tr.last_obs is not None and (tr.last_obs[0] is UNREADABLE or tr.flashed)
+            if (
+                self.skip_unchanged
+                and tr.last_obs is not None
+                and same_pixels(tr.last_print, fp, exact=doubtful)
+            ):
                 self.stats.boxes_skipped += 1
-                self._observe(tr, spec, *tr.last_obs, frame)
+                self._observe(tr, spec, *tr.last_obs, frame, extra=int(tr.flashed))
                 continue
             if frame.t - tr.last_read_t < spec.min_interval_s:
                 continue
@@ -141,65 +203,138 @@ class Reader:
             self.stats.per_kind[spec.reader] = self.stats.per_kind.get(spec.reader, 0) + 1
             if spec.reader == "ocr":
                 to_ocr.append((name, crop))
+                if low_contrast(crop):
+                    flashed.add(name)  # read below, from ink masks
+                elif spec.pad_aspect:
+                    padded[name] = pad_to_aspect(crop, spec.pad_aspect)
             else:
                 observed[name] = self._single[spec.reader](crop, spec)
-        if to_ocr:
-            results = self.ocr.recognize([c for _, c in to_ocr])
+        plain = [(n, c) for n, c in to_ocr if n not in flashed]
+        if plain:
+            results = self.ocr.recognize([padded.get(n, c) for n, c in plain])
             self.stats.ocr_calls += 1
-            observed.update({n: r for (n, _), r in zip(to_ocr, results, strict=True)})
+            observed.update({n: r for (n, _), r in zip(plain, results, strict=True)})
+        for n, c in to_ocr:
+            if n in flashed:
+                observed[n] = self._read_flashed(c, self.profile.fields[n])
+        crops = dict(to_ocr)
         for name, (text, score) in observed.items():
             spec, tr = self.profile.fields[name], self._tracks[name]
-            value, conf = self._interpret(spec, text, score)
+            flash = name in flashed
+            value, conf = self._interpret(spec, text, score, strict=flash)
+            if (
+                value is UNREADABLE
+                and not flash
+                and name in crops
+                and self._no_ink(crops[name], spec)
+            ):
+                value, conf = self._interpret(spec, "", 1.0)
             tr.last_print = prints[name]
             tr.last_obs = (value, conf, text)
             tr.last_read_t = frame.t
-            self._observe(tr, spec, value, conf, text, frame)
+            tr.flashed = flash
+            self._observe(tr, spec, value, conf, text, frame, extra=int(flash))
         frame.timing.mark("read")
         state = GameState(
             game=self.profile.name,
             t=frame.t,
-            fields={n: tr.committed for n, tr in self._tracks.items() if tr.committed},
+            fields={n: tr.committed for n, tr in self._tracks.items() if tr.committed is not None},
             frame_index=frame.index,
             timing=frame.timing.copy(),
         )
         return state
 
-    def _interpret(self, spec: FieldSpec, text: str, score: float) -> tuple[Any, float]:
-        if not text.strip() and spec.blank is not None:
-            return spec.blank, score if score > 0 else 1.0
+    def _interpret(
+        self, spec: FieldSpec, text: str, score: float, strict: bool = False
+    ) -> tuple[Any, float]:
+        """(value, confidence); UNREADABLE when the text gives no trustworthy value.
+
+        strict: only a text that parses without any repair counts (a flashed box)."""
+        if not text.strip():
+            if spec.blank is not None:
+                return spec.blank, score if score > 0 else 1.0
+            if spec.empty == "none":
+                return None, score if score > 0 else 1.0
         parsed = parse(spec.parser, text)
         value, conf = parsed.value, parsed.confidence * score
+        if strict and parsed.confidence < 1.0:
+            return UNREADABLE, conf
         if value is None or conf < spec.min_confidence:
-            return None, conf
+            return UNREADABLE, conf
+        if spec.offset and isinstance(value, int | float):
+            value = value + spec.offset
         too_low = spec.min is not None and isinstance(value, int | float) and value < spec.min
         too_high = spec.max is not None and isinstance(value, int | float) and value > spec.max
         if too_low or too_high:
-            return None, 0.0  # implausible: a misread, not a reading
+            return UNREADABLE, 0.0  # implausible: a misread, not a reading
         return value, conf
 
     def _observe(
-        self, tr: _Track, spec: FieldSpec, value: Any, conf: float, raw: str, frame: Frame
+        self,
+        tr: _Track,
+        spec: FieldSpec,
+        value: Any,
+        conf: float,
+        raw: str,
+        frame: Frame,
+        extra: int = 0,
     ) -> None:
-        if value is None:
-            return  # unreadable this time: keep what we know, confirm nothing
+        """One look at a field. `extra`: further agreeing frames this look needs (flashed)."""
+        if value is UNREADABLE:
+            # keep what we know, confirm nothing; but a box with something in it that
+            # cannot be read makes the old value less certain with every look
+            c = tr.committed
+            if raw.strip() and c is not None and tr.last_obs_frame != (frame.index, frame.t):
+                tr.committed = FieldReading(c.value, c.confidence * DOUBT_DECAY, c.t, c.raw)
+            tr.last_obs_frame = (frame.index, frame.t)
+            return
         key = (frame.index, frame.t)
         if tr.last_obs_frame == key and tr.cand_count:
             return  # the same frame twice confirms nothing
         tr.last_obs_frame = key
         c = tr.committed
-        if c is not None and c.value == value:
+        if c is not None and _same(c.value, value):
             # a new object: states handed out earlier keep their own readings
             tr.committed = FieldReading(value, conf, frame.t, raw)
             tr.cand_count = 0
             return
-        if tr.cand_count and tr.cand_value == value:
+        if tr.cand_count and _same(tr.cand_value, value):
             tr.cand_count += 1
             tr.cand_conf = min(tr.cand_conf, conf)
         else:
             tr.cand_value, tr.cand_count, tr.cand_conf, tr.cand_raw = value, 1, conf, raw
-        if tr.cand_count >= spec.confirm:
+            tr.cand_need = spec.confirm
+        tr.cand_need = max(tr.cand_need, spec.confirm + extra)
+        if tr.cand_count >= tr.cand_need:
             tr.committed = FieldReading(value=value, confidence=tr.cand_conf, t=frame.t, raw=raw)
             tr.cand_count = 0
+
+    def _read_flashed(self, crop: np.ndarray, spec: FieldSpec) -> tuple[str, float]:
+        """A flashed box: read ink masks at a few thresholds (OCR of the flashed box itself
+        hallucinates, "10%" for "0%"); a text counts
+        only when two of these looks parse cleanly to the same value."""
+        looks = [ink_mask(crop, level) for level in INK_DISTANCES]
+        if spec.pad_aspect:
+            looks = [pad_to_aspect(x, spec.pad_aspect) for x in looks]
+        seen: dict[Any, tuple[str, float]] = {}
+        for img in looks:
+            text, score = self.ocr.recognize([img])[0]
+            self.stats.ocr_calls += 1
+            parsed = parse(spec.parser, text)
+            if parsed.value is None or parsed.confidence < 1.0:
+                continue
+            if parsed.value in seen:
+                return text, min(score, seen[parsed.value][1])
+            seen[parsed.value] = (text, score)
+        return "?", 0.0  # something is there, but no two looks agree
+
+    @staticmethod
+    def _no_ink(crop: np.ndarray, spec: FieldSpec) -> bool:
+        """OCR found nothing it could parse: is the box really empty (no ink at all)?"""
+        if not spec.fg:
+            return False
+        ink = digits_mod.foreground(crop, spec.fg, spec.fg_tolerance)
+        return float(ink.mean()) < spec.min_ink
 
     # ------------------------------------------------------------------ reader kinds
 

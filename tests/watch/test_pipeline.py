@@ -46,14 +46,14 @@ def test_live_doom_gives_states_and_events_with_ordered_timings():
         # health_gathering: the acid floor drains health, so events come within seconds.
         src = TruthDoom("health_gathering", realtime=True, seed=0)
         pipeline = WatchPipeline(src)
-        updates = await _drain(pipeline, 4.5)
+        updates = await _drain(pipeline, 6.0)
         assert _others() == []  # every stage was cancelled on stop
         return pipeline, updates, src.truths
 
     pipeline, updates, truths = asyncio.run(main())
     s = pipeline.stats()
     assert s.profile == "doom" and pipeline.profile.name == "doom"
-    assert s.captured >= 60  # ~35 fps for 4.5 s on a busy 2-core box
+    assert s.captured >= 80  # ~35 fps for 6 s on a busy 2-core box
     assert 0 < s.keyframes < s.captured
     states = [u.state for u in updates if u.state is not None]
     assert len(states) >= 5
@@ -69,12 +69,15 @@ def test_live_doom_gives_states_and_events_with_ordered_timings():
     for r in readings:
         i = index_at[r.t]
         assert r.value in (truths[i]["health"], truths.get(i - 1, {}).get("health"))
-    events = [e for u in updates for e in u.events if e.kind == "damage_taken"]
-    assert events, "health_gathering drains health: damage_taken must fire"
+    # The acid drains health and medikits restore it: damage_taken and pickup events.
+    events = [e for u in updates if u.state is not None for e in u.events]
+    assert events, "health_gathering changes health every second or so: events must fire"
     for e in events:
         m = e.timing.marks
         assert m["captured"] <= m["read"] <= m["evented"]
-        assert e.data["to"] < e.data["from"]
+        assert e.kind in ("damage_taken", "pickup", "low_health")
+        rising = e.data["to"] > e.data["from"]
+        assert rising == (e.kind == "pickup")
     assert s.latency_ms["capture_to_event"]["n"] == sum(
         1 for u in updates if u.state is not None for _ in u.events
     )

@@ -1,0 +1,103 @@
+"""`couchmate demo`, `play`, `bench router` and `bench latency` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def couchmate(*args: str, timeout: float = 240, stdin: str | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "couchmate", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    r = couchmate("demo", "--seconds", "10", "--mute", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "session folder" in r.stdout
+    return out
+
+
+def test_demo_leaves_a_session_folder(demo_folder: Path):
+    for name in ("transcript.jsonl", "subtitles.srt", "audio/session.wav", "watch/meta.json"):
+        assert (demo_folder / name).is_file(), name
+    first = json.loads((demo_folder / "transcript.jsonl").read_text().splitlines()[0])
+    assert {"t", "text", "path", "reason", "event", "timings"} <= first.keys()
+
+
+def test_bench_router_replays_the_demo(demo_folder: Path, tmp_path: Path):
+    out = tmp_path / "router.json"
+    r = couchmate("bench", "router", "--session", str(demo_folder), "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["mode"] == "virtual time"
+    assert set(data["paths"]) <= {"reflex", "fast", "smart"}
+    assert data["events"], "the demo's recorded events are replayed"
+    assert "budget_misses" in data and "latency_ms" in data
+
+
+def test_play_with_an_unknown_source_is_one_clear_line():
+    r = couchmate("play", "--source", "nintendo64", "--seconds", "1")
+    assert r.returncode == 2
+    assert "unknown source 'nintendo64'" in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+
+
+def test_a_flag_that_does_not_apply_to_the_source_is_refused():
+    r = couchmate("play", "--source", "doom", "--region", "0,0,10,10", "--seconds", "1")
+    assert r.returncode == 2
+    assert "--region does not apply to the doom source" in r.stderr
+
+
+def test_play_answers_typed_messages():
+    r = couchmate(
+        "play",
+        "--source",
+        "doom",
+        "--seconds",
+        "6",
+        "--mute",
+        "--no-memory",
+        stdin="what should I do?\n",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "(player_message)" in r.stdout
+
+
+@pytest.mark.server
+def test_bench_latency_measures_reflex_and_model_paths(tmp_path: Path):
+    out = tmp_path / "latency.json"
+    r = couchmate(
+        "bench",
+        "latency",
+        "--seconds",
+        "20",
+        "--ask-every",
+        "3",
+        "--json",
+        str(out),
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["model"] == "tiny llama.cpp (local)"
+    model_paths = [p for p in data["paths"] if p in ("fast", "smart")]
+    assert model_paths, data["paths"]
+    for p in data["paths"].values():
+        assert {"p50", "p95"} <= p["event_to_first_audio_ms"].keys()
+        assert p["n"] > 0
+    assert data["overhead_ms"]["n"] > 0
+    assert data["overhead_ms"]["p50"] > 0

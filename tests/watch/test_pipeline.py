@@ -41,6 +41,7 @@ class TruthDoom(DoomSource):
             yield f
 
 
+@pytest.mark.slow
 def test_live_doom_gives_states_and_events_with_ordered_timings():
     async def main():
         # health_gathering: the acid floor drains health, so events come within seconds.
@@ -91,6 +92,7 @@ class SlowReader(Reader):
         return super().read(frame)
 
 
+@pytest.mark.slow
 def test_a_slow_reader_drops_frames_and_never_slows_capture():
     async def main():
         src = open_source("doom", realtime=True, seed=1)

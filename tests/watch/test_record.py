@@ -55,6 +55,7 @@ def recorded(tmp_path_factory):
     return folder, updates, rec
 
 
+@pytest.mark.slow
 def test_record_then_replay_gives_the_same_states_and_events(recorded):
     folder, live, rec = recorded
     live_states = [u.state for u in live if u.state is not None]
@@ -81,6 +82,7 @@ def test_record_then_replay_gives_the_same_states_and_events(recorded):
     assert _reader_events(replayed) == live_events
 
 
+@pytest.mark.slow
 def test_damaged_lines_are_skipped_with_a_warning(recorded, tmp_path, caplog):
     folder, live, _ = recorded
     copy = tmp_path / "copy"
@@ -103,11 +105,13 @@ def test_damaged_lines_are_skipped_with_a_warning(recorded, tmp_path, caplog):
     assert len([u for u in replayed if u.state is not None]) == n
 
 
-def test_recorder_and_reader_refuse_the_wrong_folder(recorded, tmp_path):
-    folder, _, _ = recorded
+def test_recorder_and_reader_refuse_the_wrong_folder(tmp_path):
+    asyncio.run(SessionRecorder(tmp_path / "rec", source="doom").close())
     with pytest.raises(UserError, match="already holds a recording"):
-        SessionRecorder(folder, source="doom")
+        SessionRecorder(tmp_path / "rec", source="doom")
+    (tmp_path / "plain").mkdir()
     with pytest.raises(UserError, match="not a recording"):
-        Recording(tmp_path)
+        Recording(tmp_path / "plain")
     with pytest.raises(UserError, match="no recording"):
         Recording(tmp_path / "missing")
+    assert Recording(tmp_path / "rec").state_records() == []  # an empty session reads back

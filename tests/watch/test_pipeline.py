@@ -183,6 +183,44 @@ def test_a_source_that_never_delivers_ends_the_run_instead_of_hanging():
     asyncio.run(main())
 
 
+def test_the_game_is_detected_at_start_and_again_after_a_scene_change(tmp_path):
+    """A folder of screenshots has no profile hint: a blank screen first (nothing to
+    detect: generic), then the game starts (a scene change: detect again: Doom)."""
+    import cv2
+    import numpy as np
+
+    async def grab() -> list[Frame]:
+        src = open_source("doom:basic", realtime=False, seed=0, max_frames=6)
+        try:
+            return [f async for f in src.frames()]
+        finally:
+            src.close()
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    doom = asyncio.run(grab())
+    blank = np.full_like(doom[0].image, 24)
+    for i, img in enumerate([blank] * 3 + [f.image for f in doom]):
+        cv2.imwrite(str(shots / f"{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+    async def main():
+        src = open_source(f"dir:{shots}", realtime=False)
+        assert src.profile_hint is None
+        pipeline = WatchPipeline(src, "auto", lossless=True)
+        seen: list[tuple[int, str]] = []
+        async for u in pipeline.updates():
+            if u.state is not None:
+                seen.append((u.keyframe.index, u.profile))
+        await pipeline.stop()
+        return pipeline, seen
+
+    pipeline, seen = asyncio.run(main())
+    assert seen[0] == (0, "generic")
+    assert pipeline.profile_name == "doom" and seen[-1][1] == "doom"
+    assert all(index >= 3 for index, name in seen if name == "doom")
+    assert pipeline.last_state.value("health") == doom[-1].truth["health"]
+
+
 def test_a_bad_profile_name_is_a_user_error_before_anything_runs():
     from couchmate.errors import UserError
 

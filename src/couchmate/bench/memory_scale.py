@@ -242,6 +242,28 @@ def _probe(folder: Path, queries_file: Path, out_file: Path) -> None:
         hits = svc.recall_vector(USER, text, vec, k=10)
         lat.append((time.perf_counter() - a) * 1000.0)
         assert hits, "a recall at scale returned nothing"
+    # How much of the exact dense top 10 the store's (approximate) index finds.
+    vecs = np.frombuffer(
+        b"".join(
+            r[0]
+            for r in store._db.execute(
+                "SELECT vec FROM memories WHERE user_id = ? ORDER BY seq", (USER,)
+            )
+        ),
+        dtype=np.float16,
+    ).reshape(-1, qvecs.shape[1])
+    ids = [
+        r[0]
+        for r in store._db.execute(
+            "SELECT id FROM memories WHERE user_id = ? ORDER BY seq", (USER,)
+        )
+    ]
+    overlap = []
+    for vec in qvecs[:50]:
+        exact = np.argsort(-(vecs @ vec.astype(np.float16)).astype(np.float32))[:10]
+        got = {i for i, _ in store.dense_search(USER, vec, 10)}
+        overlap.append(len(got & {ids[j] for j in exact}) / 10)
+    del vecs, ids
     emb = []
     for text in q[:50]:
         a = time.perf_counter()
@@ -255,6 +277,7 @@ def _probe(folder: Path, queries_file: Path, out_file: Path) -> None:
                 "rss_store_mb": round(rss1 - rss0, 1),
                 "rss_total_mb": round(_rss_mb(), 1),
                 "index": store._indexes[USER].vectors.kind,
+                "dense_recall_at_10_vs_exact": round(float(np.mean(overlap)), 3),
                 "search_ms": percentiles(lat),
                 "query_embed_ms": percentiles(emb),
             }
@@ -280,7 +303,7 @@ def _open_and_search(folder: Path, queries_file: Path) -> dict:
 
 
 def run_scale(
-    sizes: list[int], *, queries: int = 200, real_n: int = 5000, console: Console
+    sizes: list[int], *, queries: int = 200, real_n: int = 20_000, console: Console
 ) -> dict[str, Any]:
     from couchmate.memory.embeddings import make_embedder
 
@@ -311,6 +334,7 @@ def run_scale(
                 rss_store_mb=warm["rss_store_mb"],
                 rss_total_mb=warm["rss_total_mb"],
                 index=warm["index"],
+                dense_recall_at_10_vs_exact=warm["dense_recall_at_10_vs_exact"],
                 search_ms=warm["search_ms"],
                 query_embed_ms=warm["query_embed_ms"],
             )

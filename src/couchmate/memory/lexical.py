@@ -63,12 +63,25 @@ def stem(w: str) -> str:
     return w
 
 
+_STEMS: dict[str, str] = {}
+
+
+def _stem_cached(w: str) -> str:
+    s = _STEMS.get(w)
+    if s is None:
+        if len(_STEMS) > 500_000:
+            _STEMS.clear()
+        s = _STEMS[w] = stem(w)
+    return s
+
+
 def tokens(text: str) -> list[str]:
     """Lowercased, stemmed words without stopwords; CJK runs become character bigrams."""
     out: list[str] = []
-    for m in _WORD.finditer(text.lower()):
-        w = m.group(0).replace("’", "'")
-        if _CJK.search(w):
+    for w in _WORD.findall(text.lower()):
+        if "’" in w:
+            w = w.replace("’", "'")
+        if not w.isascii() and _CJK.search(w):
             chars = list(w)
             out.extend(a + b for a, b in zip(chars, chars[1:], strict=False))
             if len(chars) == 1:
@@ -76,7 +89,7 @@ def tokens(text: str) -> list[str]:
             continue
         if w in STOPWORDS:
             continue
-        out.append(stem(w))
+        out.append(_stem_cached(w))
     return out
 
 

@@ -8,8 +8,6 @@ and a query scans a few percent of them). Without faiss, search stays exact.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 try:  # faiss is optional: the exact path covers everyone without it
@@ -18,8 +16,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     faiss = None
 
 
+NLIST = 1024
+TRAIN_MAX = 20_000
+
+
 class VectorIndex:
-    def __init__(self, dim: int, *, ann_threshold: int = 20_000, nprobe: int = 24):
+    def __init__(self, dim: int, *, ann_threshold: int = 20_000, nprobe: int = 32):
         self.dim = dim
         self.ann_threshold = ann_threshold
         self.nprobe = nprobe
@@ -50,15 +52,17 @@ class VectorIndex:
             self._to_ivf(self._mat[: self.n])
 
     def _to_ivf(self, data: np.ndarray) -> None:
+        # 1024 lists whatever the size at the switch: a user who grows to a million
+        # memories has ~1000 per list and a query scans nprobe of them (~3% of the data).
         n = len(data)
-        nlist = int(min(4096, max(64, 4 * math.sqrt(n))))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            quantizer, self.dim, NLIST, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
         rng = np.random.default_rng(0)
-        sample = data if n <= 40 * nlist else data[rng.choice(n, 40 * nlist, replace=False)]
+        sample = data if n <= TRAIN_MAX else data[rng.choice(n, TRAIN_MAX, replace=False)]
         ivf.cp.niter = 10
+        ivf.cp.min_points_per_centroid = 1  # trained early (20k rows): quiet, and fine
         ivf.train(np.ascontiguousarray(sample))
         ivf.add_with_ids(np.ascontiguousarray(data), np.arange(n, dtype=np.int64))
         ivf.nprobe = self.nprobe
@@ -101,7 +105,7 @@ class VectorIndex:
 
     @classmethod
     def from_state(
-        cls, st: dict[str, np.ndarray], dim: int, *, ann_threshold: int = 20_000, nprobe: int = 24
+        cls, st: dict[str, np.ndarray], dim: int, *, ann_threshold: int = 20_000, nprobe: int = 32
     ) -> VectorIndex:
         ix = cls(dim, ann_threshold=ann_threshold, nprobe=nprobe)
         if "vec_ivf" in st:

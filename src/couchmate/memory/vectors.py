@@ -55,9 +55,10 @@ class VectorIndex:
         # 1024 lists whatever the size at the switch: a user who grows to a million
         # memories has ~1000 per list and a query scans nprobe of them (~3% of the data).
         n = len(data)
+        nlist = min(NLIST, max(16, n // 20))  # fewer lists only when switched early (tests)
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFScalarQuantizer(
-            quantizer, self.dim, NLIST, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
         )
         rng = np.random.default_rng(0)
         sample = data if n <= TRAIN_MAX else data[rng.choice(n, TRAIN_MAX, replace=False)]

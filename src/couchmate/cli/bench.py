@@ -80,7 +80,9 @@ def register(app: typer.Typer) -> None:
             None, help="LoCoMo JSON (e.g. ../shared/data/locomo/locomo-dev.json)."
         ),
         scale: str = typer.Option("", help="Synthetic scale runs, e.g. 100000,1000000."),
-        systems: str = typer.Option("couchmate,bm25,dense,mem0", help="Systems to compare."),
+        systems: str = typer.Option(
+            "couchmate,bm25,dense,fusion,mem0", help="Systems to compare (fusion: RRF bm25+dense)."
+        ),
         json_path: Path = typer.Option(None, "--json", help="Write the results here."),
     ) -> None:
         """Memory recall on LoCoMo against baselines, and search latency at scale."""

@@ -161,3 +161,16 @@ def test_memories_of_another_user_are_refused(svc):
     with pytest.raises(UserError):
         svc.remember("sam", [Memory("sam", "fact", "   ")])
     assert svc.store.count("sam") == 0 and svc.store.count("eve") == 0
+
+
+def test_from_settings_opens_the_configured_store(tmp_path):
+    svc = MemoryService.from_settings(MemorySettings(path=str(tmp_path / "here")))
+    assert isinstance(svc.store, EmbeddedStore) and svc.store.folder == tmp_path / "here"
+    svc.note("sam", "remember this")
+    svc.close()
+    again = MemoryService.from_settings(MemorySettings(path=str(tmp_path / "here")))
+    assert [m.text for m in again.store.list("sam")] == ["remember this"]
+    again.close()
+    default = MemoryService.from_settings()  # the isolated data dir of the test
+    assert default.store.folder.name == "memory" and default.store.folder.exists()
+    default.close()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from couchmate.config import data_dir
+from couchmate.config import MemorySettings, data_dir
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.store import MemoryStore, Scored, search_text
 from couchmate.memory.user_index import KIND_CODES, UserIndex
@@ -151,6 +151,11 @@ class EmbeddedStore(MemoryStore):
                 f"cannot open the memory database in {folder}: {e}",
                 hint="the file may be damaged; move it away to start a new memory",
             ) from e
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings, *, dim: int) -> EmbeddedStore:
+        """The store in memory.path, or in the user's data dir when that is empty."""
+        return cls(settings.path or None, dim=dim)
 
     # --- plumbing -----------------------------------------------------------------------
     @contextmanager

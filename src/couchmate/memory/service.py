@@ -55,11 +55,7 @@ class MemoryService:
         """The store and embedder the settings name (memory.store, memory.embedder)."""
         settings = settings or MemorySettings()
         embedder = make_embedder(settings)
-        store_cls = STORES.get(settings.store)
-        if settings.store == "postgres":
-            store = store_cls(settings.url, dim=embedder.dim or 384)
-        else:
-            store = store_cls(settings.path or None, dim=embedder.dim or 384)
+        store = STORES.get(settings.store).from_settings(settings, dim=embedder.dim or 384)
         return cls(store, embedder, settings)
 
     # --- writes -------------------------------------------------------------------------

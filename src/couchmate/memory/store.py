@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from couchmate.registry import Registry
 from couchmate.types import Memory, MemoryKind
+
+if TYPE_CHECKING:
+    from couchmate.config import MemorySettings
 
 Scored = list[tuple[str, float]]  # (memory id, score), best first
 
@@ -110,6 +114,11 @@ class MemoryStore(ABC):
 
     @abstractmethod
     def users(self) -> list[str]: ...
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings, *, dim: int) -> MemoryStore:
+        """Open the store memory settings describe. Default: a server store at memory.url."""
+        return cls(settings.url, dim=dim)  # type: ignore[call-arg]
 
     def close(self) -> None:  # noqa: B027 — optional hook
         """Release files and connections."""

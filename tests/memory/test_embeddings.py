@@ -76,3 +76,17 @@ def test_openai_embedder_against_a_real_llama_server(tmp_path):
         assert not np.allclose(v[0], v[2])
         # the same text gives the same vector, whichever batch it travels in
         assert np.allclose(e.embed(["three little words"])[0], v[2], atol=1e-4)
+        # the service learns the remote model's width and stores memories with it
+        from couchmate.memory.service import MemoryService
+
+        settings = MemorySettings(
+            embedder="openai",
+            embed_base_url=srv.base_url,
+            embed_model="tiny-embed",
+            path=str(tmp_path / "mem"),
+        )
+        svc = MemoryService.from_settings(settings)
+        assert svc.store.dim == v.shape[1]
+        mid = svc.note("u", "the castle gate is locked")
+        assert svc.recall("u", "castle gate")[0].memory.id == mid
+        svc.close()

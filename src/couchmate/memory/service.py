@@ -55,7 +55,10 @@ class MemoryService:
         """The store and embedder the settings name (memory.store, memory.embedder)."""
         settings = settings or MemorySettings()
         embedder = make_embedder(settings)
-        store = STORES.get(settings.store).from_settings(settings, dim=embedder.dim or 384)
+        # A remote model's width is known only from a reply: ask once (this also surfaces a
+        # wrong URL or model at start-up rather than at the first memory).
+        dim = embedder.dim or embedder.embed(["dimension probe"]).shape[1]
+        store = STORES.get(settings.store).from_settings(settings, dim=dim)
         return cls(store, embedder, settings)
 
     # --- writes -------------------------------------------------------------------------

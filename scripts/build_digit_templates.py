@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from couchmate.watch import digits as D
-from couchmate.watch.profile import FieldSpec, load_profile, to_pixels
+from couchmate.watch.profile import FieldSpec, load_profile
 
 Truth = dict[str, int]
 
@@ -182,7 +182,7 @@ def collect(
         h, w = img.shape[:2]
         for fname, key in fields.items():
             spec = prof.fields[fname]
-            x0, y0, x1, y1 = to_pixels(spec.region, w, h)
+            x0, y0, x1, y1 = prof.box(fname, w, h)
             c.add(font, img[y0:y1, x0:x1], spec, truth[key])
 
 

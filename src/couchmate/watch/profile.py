@@ -160,6 +160,19 @@ class RuleSpec(_Model):
         return self
 
 
+class Adjust(_Model):
+    """Regions move for one frame size: y' = y_anchor + (y - y_anchor) × y_scale (and x).
+
+    Doom at 320x240 draws its status bar unscaled (32 of 240 rows) where larger 4:3 sizes
+    stretch it to 16% of the height; one adjustment keeps one set of regions for all."""
+
+    size: tuple[int, int]
+    x_anchor: float = 0.0
+    x_scale: float = Field(1.0, gt=0)
+    y_anchor: float = 1.0
+    y_scale: float = Field(1.0, gt=0)
+
+
 class ProfileSpec(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     title: str = ""
@@ -170,6 +183,7 @@ class ProfileSpec(_Model):
     rules: dict[str, RuleSpec] = Field(default_factory=dict)
     # salience of the events the keyframe gate makes (scene_change, idle, ...)
     salience: dict[str, float] = Field(default_factory=dict)
+    adjust: list[Adjust] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -203,9 +217,26 @@ class Profile:
     def salience(self, kind: str, default: float = 0.3) -> float:
         return self.spec.salience.get(kind, default)
 
+    def pixels(self, region: Region, width: int, height: int) -> tuple[int, int, int, int]:
+        """A region of this profile in pixels for a frame of this size (after `adjust`)."""
+        for a in self.spec.adjust:
+            if a.size == (width, height):
+                x0, y0, x1, y1 = region
+                region = (
+                    a.x_anchor + (x0 - a.x_anchor) * a.x_scale,
+                    a.y_anchor + (y0 - a.y_anchor) * a.y_scale,
+                    a.x_anchor + (x1 - a.x_anchor) * a.x_scale,
+                    a.y_anchor + (y1 - a.y_anchor) * a.y_scale,
+                )
+                break
+        return to_pixels(region, width, height)
+
+    def box(self, field: str, width: int, height: int) -> tuple[int, int, int, int]:
+        return self.pixels(self.fields[field].region, width, height)
+
     def regions(self, width: int, height: int) -> list[tuple[str, int, int, int, int]]:
         """Each field's box in pixels for a frame of this size: (name, x0, y0, x1, y1)."""
-        return [(n, *to_pixels(f.region, width, height)) for n, f in self.fields.items()]
+        return [(n, *self.box(n, width, height)) for n in self.fields]
 
     @cached_property
     def event_kinds(self) -> frozenset[str]:
@@ -213,7 +244,7 @@ class Profile:
 
 
 def to_pixels(region: Region, width: int, height: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = region
+    x0, y0, x1, y1 = (min(1.0, max(0.0, v)) for v in region)
     px0, py0 = int(x0 * width), int(y0 * height)
     px1, py1 = max(px0 + 1, round(x1 * width)), max(py0 + 1, round(y1 * height))
     return px0, py0, min(px1, width), min(py1, height)
@@ -282,7 +313,7 @@ def _validate(raw: dict[str, Any], path: Path, text: str, own: dict[str, Any]) -
             f"{where}: {msg}",
             path=str(path),
             line=line_of(text, path.suffix, loc),
-            hint="see the built-in profiles (`couchmate watch profiles`) for the format",
+            hint=f"the built-in profiles in {BUILTIN_DIR} show the format",
         ) from e
     for rname, rule in spec.rules.items():
         for ref_key, ref in [("field", rule.field), *(("guard", g) for g in rule.guard)]:
@@ -345,13 +376,20 @@ def _scan(folder: Path) -> dict[str, Path]:
     return out
 
 
+_names: dict[tuple[str, float], str] = {}
+
+
 def _declared_name(path: Path) -> str:
+    key = (str(path), path.stat().st_mtime)
+    if key in _names:
+        return _names[key]
     try:
         raw, _ = _read_raw(path)
     except ProfileError:
         return path.stem  # loading it later reports the error with its line
     name = raw.get("name")
-    return name if isinstance(name, str) and name else path.stem
+    _names[key] = name if isinstance(name, str) and name else path.stem
+    return _names[key]
 
 
 def _builtin_paths() -> dict[str, Path]:

@@ -29,7 +29,7 @@ from couchmate.types import FieldReading, Frame, GameState
 from couchmate.watch import digits as digits_mod
 from couchmate.watch.ocr import Ocr, shared_ocr
 from couchmate.watch.parsers import parse
-from couchmate.watch.profile import FieldSpec, Profile, to_pixels
+from couchmate.watch.profile import FieldSpec, Profile
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,14 @@ class Reader:
         flashed: set[str] = set()
         for name, spec in self.profile.fields.items():
             tr = self._tracks[name]
-            x0, y0, x1, y1 = to_pixels(spec.region, w, h)
+            x0, y0, x1, y1 = self.profile.box(name, w, h)
             crop = img[y0:y1, x0:x1]
-            fp = fingerprint(crop)
-            # after an unreadable or flashed read every new look is worth it
-            doubtful = tr.last_obs is not None and (tr.last_obs[0] is UNREADABLE or tr.flashed)
+            flash = spec.reader == "ocr" and low_contrast(crop)
+            # A flashed box fades frame by frame: what it shows is its ink mask, and only a
+            # change of that is worth another (costly) look.
+            fp = fingerprint(ink_mask(crop, INK_DISTANCES[1])[..., :1] if flash else crop)
+            # after an unreadable read any change is worth a look
+            doubtful = tr.last_obs is not None and tr.last_obs[0] is UNREADABLE and not flash
             if (
                 self.skip_unchanged
                 and tr.last_obs is not None
@@ -203,7 +206,7 @@ class Reader:
             self.stats.per_kind[spec.reader] = self.stats.per_kind.get(spec.reader, 0) + 1
             if spec.reader == "ocr":
                 to_ocr.append((name, crop))
-                if low_contrast(crop):
+                if flash:
                     flashed.add(name)  # read below, from ink masks
                 elif spec.pad_aspect:
                     padded[name] = pad_to_aspect(crop, spec.pad_aspect)

@@ -227,3 +227,17 @@ def test_make_event_uses_the_profile_salience():
     assert e.salience == 0.3 and e.game == "doom" and e.data == {"score": 40}
     assert e.timing.get("evented") is not None
     assert make_event("idle", 1.0, 7.0).salience == 1.0  # clamped
+
+
+def test_a_doubtful_guard_blocks_the_rule():
+    """A death the reader could not see: the respawn's ammo reset is no pickup."""
+    engine = EventEngine(load_profile("doom"))
+    engine.update(_state(0.0, health=44, rockets=12))
+    unsure = _state(1.0, health=44, rockets=12)
+    unsure.fields["health"].confidence = 0.1
+    engine.update(unsure)
+    assert engine.update(_state(2.0, health=100, rockets=15)) == []
+    # the same change with health seen clearly is a pickup
+    clear = EventEngine(load_profile("doom"))
+    clear.update(_state(0.0, health=44, rockets=12))
+    assert [e.kind for e in clear.update(_state(1.0, health=44, rockets=15))] == ["pickup"]

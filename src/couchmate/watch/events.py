@@ -134,7 +134,7 @@ class EventEngine:
             if prev_conf.get(rule.field, 1.0) < self.min_confidence:
                 continue
             magnitude = RULE_KINDS[rule.kind](rule, a, b)
-            if magnitude is None or not self._guards_hold(rule, prev, cur):
+            if magnitude is None or not self._guards_hold(rule, prev, cur, prev_conf):
                 continue
             last = self._last_fired.get(rname)
             if last is not None and state.t - last < rule.cooldown_s:
@@ -160,9 +160,18 @@ class EventEngine:
                 ev.data.setdefault("also", []).append(data)
         return list(fired.values())
 
-    @staticmethod
-    def _guards_hold(rule: RuleSpec, prev: dict[str, Any], cur: dict[str, Any]) -> bool:
+    def _guards_hold(
+        self,
+        rule: RuleSpec,
+        prev: dict[str, Any],
+        cur: dict[str, Any],
+        prev_conf: dict[str, float],
+    ) -> bool:
+        """Every guard field is in range before and after, and was not in doubt before (a
+        player whose death went unread is not "alive" for a pickup at the respawn)."""
         for fname, (lo, hi) in rule.guard.items():
+            if prev_conf.get(fname, 1.0) < self.min_confidence:
+                return False
             for v in (_num(prev.get(fname)), _num(cur.get(fname))):
                 if v is None or not lo <= v <= hi:
                     return False

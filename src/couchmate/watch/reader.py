@@ -74,6 +74,7 @@ LOW_CONTRAST = 5.0
 # confidence by this; the event engine ignores changes from a value this doubtful.
 DOUBT_DECAY = 0.8
 INK_DISTANCES = (20, 25, 30)
+FLASH_SURE = 0.95  # one ink-mask look this sure needs no second look to agree
 
 
 def low_contrast(crop: np.ndarray) -> bool:
@@ -314,8 +315,8 @@ class Reader:
 
     def _read_flashed(self, crop: np.ndarray, spec: FieldSpec) -> tuple[str, float]:
         """A flashed box: read ink masks at a few thresholds (OCR of the flashed box itself
-        hallucinates, "10%" for "0%"); a text counts
-        only when two of these looks parse cleanly to the same value."""
+        hallucinates, "10%" for "0%"); a text counts when it parses cleanly and either the
+        recogniser is sure of it or another look agrees."""
         looks = [ink_mask(crop, level) for level in INK_DISTANCES]
         if spec.pad_aspect:
             looks = [pad_to_aspect(x, spec.pad_aspect) for x in looks]
@@ -326,8 +327,8 @@ class Reader:
             parsed = parse(spec.parser, text)
             if parsed.value is None or parsed.confidence < 1.0:
                 continue
-            if parsed.value in seen:
-                return text, min(score, seen[parsed.value][1])
+            if score >= FLASH_SURE or parsed.value in seen:
+                return text, min(score, seen.get(parsed.value, ("", score))[1])
             seen[parsed.value] = (text, score)
         return "?", 0.0  # something is there, but no two looks agree
 

@@ -117,6 +117,7 @@ class Bm25System(System):
 
     def __init__(self) -> None:
         self._index: dict[str, object] = {}
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
 
     def ingest(self, conv: Conversation) -> None:
         import bm25s

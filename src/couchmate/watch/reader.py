@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # its background differ in green and blue only.
 DIFF_LEVEL = 16
 DIFF_SHARE = 0.004
+# A flashed box's ink mask wobbles as the flash fades; only a bigger change is a new glyph.
+FLASH_DIFF_SHARE = 0.05
 
 
 def fingerprint(crop: np.ndarray) -> np.ndarray:
@@ -46,14 +48,16 @@ def fingerprint(crop: np.ndarray) -> np.ndarray:
     return crop[::step, ::step].astype(np.int16)
 
 
-def same_pixels(a: np.ndarray | None, b: np.ndarray, exact: bool = False) -> bool:
+def same_pixels(
+    a: np.ndarray | None, b: np.ndarray, exact: bool = False, share: float = DIFF_SHARE
+) -> bool:
     """exact: any change counts (after an unreadable read, every new look is worth it)."""
     if a is None or a.shape != b.shape:
         return False
     if exact:
         return bool(np.array_equal(a, b))
     moved = np.count_nonzero(np.abs(a - b).max(axis=-1) > DIFF_LEVEL)
-    return moved <= int(DIFF_SHARE * a.shape[0] * a.shape[1])
+    return moved <= int(share * a.shape[0] * a.shape[1])
 
 
 # An observation that gave no value (garbage, low confidence, out of range). Distinct from
@@ -186,16 +190,23 @@ class Reader:
             tr = self._tracks[name]
             x0, y0, x1, y1 = self.profile.box(name, w, h)
             crop = img[y0:y1, x0:x1]
-            flash = spec.reader == "ocr" and low_contrast(crop)
-            # A flashed box fades frame by frame: what it shows is its ink mask, and only a
-            # change of that is worth another (costly) look.
-            fp = fingerprint(ink_mask(crop, INK_DISTANCES[1])[..., :1] if flash else crop)
+            ocr_box = spec.reader == "ocr"
+            flash = ocr_box and low_contrast(crop)
+            # An OCR box is fingerprinted by its ink (what differs from its background), not
+            # its colours: a damage flash tinting the HUD, or a flash fading frame by frame,
+            # changes every pixel but no glyph, and is not worth another (costly) look.
+            fp = fingerprint(ink_mask(crop, INK_DISTANCES[1])[..., :1] if ocr_box else crop)
             # after an unreadable read any change is worth a look
             doubtful = tr.last_obs is not None and tr.last_obs[0] is UNREADABLE and not flash
             if (
                 self.skip_unchanged
                 and tr.last_obs is not None
-                and same_pixels(tr.last_print, fp, exact=doubtful)
+                and same_pixels(
+                    tr.last_print,
+                    fp,
+                    exact=doubtful,
+                    share=FLASH_DIFF_SHARE if flash else DIFF_SHARE,
+                )
             ):
                 self.stats.boxes_skipped += 1
                 self._observe(tr, spec, *tr.last_obs, frame, extra=int(tr.flashed))

@@ -55,11 +55,12 @@ class Ocr:
         from rapidocr import RapidOCR
         from rapidocr.utils.log import logger as rlog
 
-        rlog.setLevel(logging.WARNING)
+        # rapidocr logs every model load (INFO) and every empty detection (WARNING)
+        rlog.setLevel(logging.ERROR)
         t = self.threads
         return RapidOCR(
             params={
-                "Global.log_level": "warning",
+                "Global.log_level": "error",
                 "EngineConfig.onnxruntime.intra_op_num_threads": t,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }

@@ -74,6 +74,29 @@ def register(app: typer.Typer) -> None:
             ),
         )
 
+    @sub.command("mind")
+    def mind(
+        n: int = typer.Option(2000, help="Moments to route."),
+        images: int = typer.Option(100, help="Prompts built with keyframes attached."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Our own cost per moment: router, director, reflex lines, prompt building."""
+        from couchmate.bench import mind_overhead as b
+
+        write_json(json_path, b.run(n=n, n_images=images))
+
+    @sub.command("models")
+    def models(
+        calls: int = typer.Option(200, help="Calls per server."),
+        reps: int = typer.Option(50, help="Repetitions of each image encoding."),
+        llama: bool = typer.Option(True, help="Also measure against a tiny llama.cpp server."),
+        json_path: Path = typer.Option(None, "--json", help="Write the results here."),
+    ) -> None:
+        """Model client overhead vs raw HTTP, and keyframe encoding cost."""
+        from couchmate.bench import model_client as b
+
+        write_json(json_path, b.run(calls=calls, reps=reps, llama=llama))
+
     @sub.command("memory")
     def memory(
         locomo: Path = typer.Option(

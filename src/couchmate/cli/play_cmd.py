@@ -59,8 +59,10 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Option("doom", "--source", "-s", help="What the companion watches."),
         talkativeness: int = typer.Option(None, min=0, max=3, help="0 silent … 3 chatty."),
     ) -> None:
-        """Zero config: the Doom bot plays, the companion watches and comments in its voice,
-        then stops and leaves transcript.jsonl, subtitles.srt and WAVs in a session folder."""
+        """Zero config: the Doom bot plays and the companion comments in its voice.
+
+        Stops by itself after --seconds and leaves transcript.jsonl, subtitles.srt and
+        WAVs in a session folder."""
         folder = out or Path("out") / time.strftime("demo-%Y%m%d-%H%M%S")
         asyncio.run(
             _play(

@@ -136,12 +136,19 @@ def test_real_mind_llama_server_streams_an_answer_and_a_follow_up(mind_llama_ser
         assert ln.timing.get("decided") <= ln.timing.get("first_token")
     assert mind.conversation.turns[0].text == "any tips for this level?"
     assert mind.conversation.turns[1].role == "assistant"
-    assert first[0].path == "reflex"
     kinds = [(ln.path, ln.event.kind) for ln in played]
-    # The answer (priority 1.0) plays first, then the death: reflex line before analysis.
+    # The answer (priority 1.0) plays first, then the death.
     n = len(model_lines)
     assert kinds[:n] == [("fast", "player_message")] * n, kinds
-    assert kinds[n] == ("reflex", "death") and kinds[n + 1] == ("fast", "death"), kinds
+    death = next(d for m, d in mind.decisions if m.kind == "death")
+    if death.path == "reflex" or death.reflex_first:
+        # The model cannot react inside 0.3 s: a reflex line now, the analysis after it.
+        assert first[0].path == "reflex"
+        assert kinds[n] == ("reflex", "death") and kinds[n + 1] == ("fast", "death"), kinds
+    else:
+        # The server answered fast enough on this machine that the model takes the moment.
+        assert not first and death.path == "fast"
+        assert kinds[n] == ("fast", "death"), kinds
 
 
 def test_run_voice_plays_one_line_at_a_time_and_cuts_for_a_more_urgent_one():

@@ -10,9 +10,12 @@ the model paths are exercised. Per path: event → decided, → first token, →
 
 where "text ready" is when the model had streamed the first speakable clause and "voice
 free" is when the line before it finished playing (waiting for a turn to speak is not
-machinery). With no model configured it starts llama-cpp-python's server on a tiny
-random-weight GGUF — a real OpenAI-compatible server over real HTTP whose own time is
-small — so the machinery is measured, not a model.
+machinery). Each path also reports `event_to_first_audio_voice_free_ms`: the same span
+minus any wait for the line before to finish. With no model configured it starts
+llama-cpp-python's server on a tiny random-weight GGUF — a real OpenAI-compatible server
+over real HTTP — so the machinery is measured, not a model. That server computes on the
+same CPU as the game and the reader; `--model-server none` measures the offline default
+(reflex only) without it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from rich.table import Table
 
 from couchmate.bench.local_models import models_for_bench
 from couchmate.bench.stats import percentiles, print_table
+
+VOICE_FREE = "event_to_first_audio_voice_free_ms"
 
 QUESTIONS = (
     "What should I do now?",
@@ -84,7 +89,7 @@ async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, s
 
     async def questions() -> None:
         i = 0
-        while True:
+        while ask_every_s > 0:
             await asyncio.sleep(ask_every_s)
             session.ask(QUESTIONS[i % len(QUESTIONS)])
             i += 1
@@ -120,28 +125,31 @@ def _summarise(report: Any, model: str, talkativeness: int) -> dict[str, Any]:
     post_ms: list[float] = []
     model_ms: list[float] = []
     waited_ms: list[float] = []
-    previous_end: float | None = None
+    previous_end = float("-inf")
     firsts = {id(u) for u in report.lines()}
     for u in sorted(report.utterances, key=lambda u: u.start):
         if id(u) not in firsts:  # later clauses of a streamed reply: not a reaction time
             previous_end = u.end
             continue
         m = u.line.timing.marks
-        row = by_path.setdefault(u.line.path, {k: [] for k in spans})
+        row = by_path.setdefault(u.line.path, {k: [] for k in (*spans, VOICE_FREE)})
         for key, (a, b) in spans.items():
             if a in m and b in m:
                 row[key].append((m[b] - m[a]) * 1000.0)
+        # Waiting for the line before to finish is the conversation's turn-taking, not
+        # machinery: the voice-free figure starts the clock when the voice was free.
+        ready = m.get("text_ready", m.get("first_token", 0.0))
+        waited = max(0.0, previous_end - max(m.get("evented", 0.0), ready))
+        if "evented" in m and "first_audio" in m:
+            row[VOICE_FREE].append((m["first_audio"] - m["evented"] - waited) * 1000.0)
+            waited_ms.append(waited * 1000.0)
         if u.line.path != "reflex" and {"request_sent", "text_ready", "evented"} <= m.keys():
-            voice_free = max(m["text_ready"], previous_end or 0.0)
             pre = m["request_sent"] - m["evented"]
-            post = max(0.0, m["first_audio"] - voice_free)
+            post = max(0.0, m["first_audio"] - max(m["text_ready"], previous_end))
             overhead.append((pre + post) * 1000.0)
             pre_ms.append(pre * 1000.0)
             post_ms.append(post * 1000.0)
             model_ms.append((m["text_ready"] - m["request_sent"]) * 1000.0)
-        if "evented" in m and previous_end is not None:
-            # Time a line spent waiting for the one before it to finish (not machinery).
-            waited_ms.append(max(0.0, previous_end - max(m["evented"], m.get("text_ready", 0))))
         previous_end = u.end
     paths = {
         path: {
@@ -175,7 +183,7 @@ def _print(r: dict[str, Any]) -> None:
     t = Table(title=f"latency over {r['seconds']} s (model: {r['model']})")
     t.add_column("path")
     t.add_column("n", justify="right")
-    for col in ("→decided", "→first token", "→first audio", "capture→audio"):
+    for col in ("→decided", "→first token", "→first audio", "voice free", "capture→audio"):
         t.add_column(f"{col} p50", justify="right")
         t.add_column("p95", justify="right")
     for path, row in r["paths"].items():
@@ -184,6 +192,7 @@ def _print(r: dict[str, Any]) -> None:
             "event_to_decided_ms",
             "event_to_first_token_ms",
             "event_to_first_audio_ms",
+            VOICE_FREE,
             "capture_to_first_audio_ms",
         ):
             p = row[key]

@@ -49,7 +49,9 @@ def register(app: typer.Typer) -> None:
     def latency(
         seconds: float = typer.Option(60.0, help="How long to drive the demo pipeline."),
         source: str = typer.Option("doom", help="What the companion watches."),
-        ask_every: float = typer.Option(6.0, help="Ask the companion a question this often (s)."),
+        ask_every: float = typer.Option(
+            6.0, help="Ask the companion a question this often (s); 0: never."
+        ),
         model_server: str = typer.Option(
             "auto",
             help="auto: your configured models, else a tiny local llama.cpp server; "

@@ -31,15 +31,17 @@ class MomentSpec:
     model_worthy: bool = False
 
 
+# Quick reactions ("Ouch!", "Nice shot!") go stale within about a second: said later, behind
+# another line, they no longer match what is on screen, so they are dropped instead.
 SPECS: dict[str, MomentSpec] = {
     "death": MomentSpec(0.3, 3.0, 6.0, 0.9, critical=True, model_worthy=True),
     "game_over": MomentSpec(0.3, 5.0, 10.0, 0.95, critical=True, model_worthy=True),
     "life_lost": MomentSpec(0.3, 3.0, 5.0, 0.85, critical=True, model_worthy=True),
-    "low_health": MomentSpec(0.3, None, 2.5, 0.8),
-    "damage_taken": MomentSpec(0.3, None, 1.5, 0.4),
-    "kill": MomentSpec(0.4, None, 2.0, 0.5),
-    "pickup": MomentSpec(0.6, None, 2.0, 0.3),
-    "score_up": MomentSpec(0.6, None, 2.5, 0.3),
+    "low_health": MomentSpec(0.3, None, 2.0, 0.8),
+    "damage_taken": MomentSpec(0.3, None, 0.8, 0.4),
+    "kill": MomentSpec(0.4, None, 1.2, 0.5),
+    "pickup": MomentSpec(0.6, None, 1.0, 0.3),
+    "score_up": MomentSpec(0.6, None, 1.2, 0.3),
     "level_change": MomentSpec(1.0, 4.0, 8.0, 0.6, model_worthy=True),
     "scene_change": MomentSpec(1.5, 4.0, 6.0, 0.4, model_worthy=True),
     "idle": MomentSpec(4.0, 6.0, 15.0, 0.2, model_worthy=True),

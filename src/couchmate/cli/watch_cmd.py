@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from couchmate.cli.common import console, err_console
-from couchmate.errors import UserError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -47,13 +45,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Watch a source and show what couchmate reads: fps, keyframes, state, events."""
         from couchmate import config
-        from couchmate.sources.base import SOURCES, parse_spec
+        from couchmate.sources.base import source_options
 
         settings = config.load().settings.watch
-        kind, _ = parse_spec(source)
-        options = _source_options(
-            SOURCES.get(kind),
-            kind,
+        options = source_options(
+            source,
             {"max_pixels": settings.max_pixels},
             realtime=realtime,
             monitor=monitor,
@@ -68,22 +64,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Play a recorded session back through the same pipeline and compare the events."""
         asyncio.run(_replay(folder, fast))
-
-
-def _source_options(cls: type, kind: str, defaults: dict[str, Any], **given: Any) -> dict[str, Any]:
-    """The options the user gave (each must be one this kind of source takes), plus the
-    settings-derived `defaults` this kind of source takes."""
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    out = {k: v for k, v in defaults.items() if k in params or takes_any}
-    for name, value in given.items():
-        if value is None:
-            continue
-        if name not in params and not takes_any:
-            flag = {"realtime": "--realtime/--fast"}.get(name, f"--{name}")
-            raise UserError(f"{flag} does not apply to the {kind} source")
-        out[name] = value
-    return out
 
 
 async def _watch(

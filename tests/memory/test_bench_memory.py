@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,20 @@ from rich.console import Console
 from couchmate.bench.memory import run
 from couchmate.bench.memory_locomo import load
 
-DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo" / "locomo-dev.json"
+
+def _locomo_dev() -> Path:
+    """COUCHMATE_LOCOMO, else the project's shared data next to any parent folder (a CI
+    checkout may live elsewhere than the working copy)."""
+    if os.environ.get("COUCHMATE_LOCOMO"):
+        return Path(os.environ["COUCHMATE_LOCOMO"])
+    rel = Path("shared") / "data" / "locomo" / "locomo-dev.json"
+    for parent in (*Path(__file__).resolve().parents, Path("/work")):
+        if (parent / rel).exists():
+            return parent / rel
+    return Path(__file__).resolve().parents[3] / rel
+
+
+DEV = _locomo_dev()
 needs_locomo = pytest.mark.skipif(not DEV.exists(), reason=f"LoCoMo dev split not at {DEV}")
 QUIET = Console(stderr=True, quiet=True)
 

@@ -26,6 +26,7 @@ def test_no_raw_slots_and_no_repeats(persona, lang):
     full = slot_values(
         state(1.0, health=30, armor=50, ammo=20, score=1200, lives=2, frags=5), player="Alex"
     )
+    full["memory"] = "Your name is Alex."  # what an offline answer recalled
     for kind in LINE_KINDS:
         said = []
         for i in range(40):

@@ -100,8 +100,11 @@ class StoreMemorySlot:
             {
                 "id": h.memory.id,
                 "kind": h.memory.kind,
+                "text": h.memory.text,
                 "t": h.memory.t,
                 "score": round(h.score, 6),
+                # raw cosine of query and memory: comparable across queries, unlike score
+                "similarity": round(float(h.why.get("dense", 0.0)), 4),
                 "provenance": h.memory.provenance,
             }
             for h in hits

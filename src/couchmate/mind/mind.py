@@ -37,6 +37,7 @@ from couchmate.mind.moments import (
     moment_happening,
     synthetic_event,
 )
+from couchmate.mind.offline_answer import is_question, remembered_note
 from couchmate.mind.persona import Persona, PersonaBook, load_persona
 from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits
 from couchmate.mind.reflex import Reflex, slot_values
@@ -237,8 +238,10 @@ class Mind:
         self._record(Happening("user_turn", text, provenance={"t": t}))
         decision = self._decide(moment)
         if decision.path == "reflex" or decision.reflex_first:
-            kind = "fallback_answer" if decision.path == "reflex" else "thinking"
-            line = self._reflex_line(moment, decision, kind)
+            kind, extra = "thinking", {}
+            if decision.path == "reflex":
+                kind, extra = await self._offline_answer(text)
+            line = self._reflex_line(moment, decision, kind, extra)
             if line is not None:
                 yield line
         try:
@@ -340,9 +343,30 @@ class Mind:
         async for _line in self._model_lines(moment, decision, said_first=said, **kw):
             pass
 
-    def _reflex_line(self, moment: Moment, decision: Decision, kind: str) -> Line | None:
+    async def _offline_answer(self, text: str) -> tuple[str, dict[str, str]]:
+        """No model can answer: acknowledge a statement; answer a question from memory
+        when a remembered fact fits; else the persona's honest fallback."""
+        if not is_question(text):
+            return "noted", {}
+        if self.lang == "en":
+            try:
+                async with asyncio.timeout(self.memory_timeout_s):
+                    rec = await self.memory.recall(self.user.id, text, [], self.memory_tokens)
+                note = remembered_note(rec.sources)
+                if note:
+                    return "remembered", {"memory": note}
+            except TimeoutError:
+                log.info("memory recall too slow for an offline answer")
+            except Exception:
+                log.exception("memory recall failed; answering without it")
+        return "fallback_answer", {}
+
+    def _reflex_line(
+        self, moment: Moment, decision: Decision, kind: str, extra: dict[str, str] | None = None
+    ) -> Line | None:
         values = slot_values(moment.state or self.state, player=self.user.name)
-        text = self.reflex.pick(kind, self.lang, values)
+        values.update(extra or {})
+        text = self.reflex.pick(kind, self.lang, values, must_use=next(iter(extra or {}), ""))
         if text is None:
             return None
         line = self._line(text, moment, "reflex", decision.reason)

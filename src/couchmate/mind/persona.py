@@ -39,13 +39,15 @@ log = logging.getLogger(__name__)
 BUILTIN_DIR = Path(__file__).with_name("personas")
 
 #: Banks every language must have: one per event kind, plus lines the mind says on its own.
-EXTRA_KINDS = ("greeting", "lull", "thinking", "fallback_answer")
+EXTRA_KINDS = ("greeting", "lull", "thinking", "fallback_answer", "noted", "remembered")
 LINE_KINDS: tuple[str, ...] = (
     *(k for k in EVENT_KINDS if k != "player_message"),
     *EXTRA_KINDS,
 )
 #: Slots a line may use; each is filled from the game state or the settings.
-SLOTS = frozenset({"health", "armor", "ammo", "score", "lives", "frags", "game", "player"})
+SLOTS = frozenset(
+    {"health", "armor", "ammo", "score", "lives", "frags", "game", "player", "memory"}
+)
 
 _LANG_ALIASES = {"cmn": "zh", "jp": "ja", "jpn": "ja", "zho": "zh", "chi": "zh", "eng": "en"}
 _MAX_EXTENDS = 4

@@ -70,14 +70,19 @@ class Reflex:
         self._last: dict[tuple[str, str], LineTemplate] = {}
         self._recent: deque[LineTemplate] = deque(maxlen=max(1, recent))
 
-    def pick(self, kind: str, lang: str, values: Mapping[str, str]) -> str | None:
+    def pick(
+        self, kind: str, lang: str, values: Mapping[str, str], *, must_use: str = ""
+    ) -> str | None:
         """A line for `kind` in `lang` (or the persona's nearest language), filled from
-        `values`; None when the persona has no bank for `kind`."""
+        `values`; None when the persona has no bank for `kind`. `must_use`: a slot the
+        line should carry when some line can (the answer itself, e.g. a remembered fact)."""
         lang = self.persona.lang(lang)
         bank = self.persona.bank(kind, lang)
         if not bank:
             return None
         usable = [t for t in bank if t.slots.issubset(values)]
+        if must_use in values:
+            usable = [t for t in usable if must_use in t.slots] or usable
         # Validation guarantees a slot-free line per bank, so `usable` is never empty.
         last = self._last.get((lang, kind))
         recent = self._recent

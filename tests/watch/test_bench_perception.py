@@ -54,3 +54,28 @@ def test_bench_perception_refuses_a_source_without_truth(tmp_path):
     (tmp_path / "frames").mkdir()
     with pytest.raises(UserError, match="no ground truth"):
         perception.run(f"dir:{tmp_path / 'frames'}", frames=5, baseline=False)
+
+
+def test_truth_lag_shifts_nested_keys_without_touching_the_engine_truth():
+    truth = {
+        0: (0.0, {"health": 100, "ammo_table": {"rockets": 15, "cells": 0}}),
+        1: (0.03, {"health": 90, "ammo_table": {"rockets": 14, "cells": 0}}),
+    }
+    shown = perception._shift(truth, {"health": 1, "ammo_table.rockets": 1})
+    assert shown[1][1] == {"health": 100, "ammo_table": {"rockets": 15, "cells": 0}}
+    assert shown[0][1] == truth[0][1]  # no earlier frame: as it was
+    assert truth[1][1]["ammo_table"]["rockets"] == 14  # a copy was changed, not the truth
+
+
+def test_held_accuracy_counts_every_frame_until_a_state_shows_the_change():
+    from couchmate.types import FieldReading, GameState
+
+    truth = {i: (i / 35, {"health": 100 if i < 4 else 90}) for i in range(10)}
+    states = [
+        GameState("doom", 0.0, {"health": FieldReading(100, 1.0, 0.0)}, frame_index=0),
+        GameState("doom", 6 / 35, {"health": FieldReading(90, 1.0, 6 / 35)}, frame_index=6),
+    ]
+    # frames 4 and 5 still hold the old state: 8 of 10 frames right
+    assert perception._held_accuracy(states, truth, "health") == 0.8
+    scored = perception._field_accuracy(states, truth, ["health"])["health"]
+    assert scored["accuracy"] == 1.0 and scored["misses"] == []

@@ -7,30 +7,47 @@ How it measures (and what that means):
    the truth of the frame it was read from: `FieldReading.t`, the latest frame whose pixels
    showed that value (`fields[f].accuracy`). `accuracy_at_state` compares with the frame the
    state was made from instead; it is lower by the frames where a changed value waits for
-   the reader's confirming frame. A profile field is compared with the truth key of the same
-   name (`TRUTH_KEYS` lists the exceptions); fields the engine has no truth for are not
-   scored, and a field missing from a state counts as a miss.
+   the reader's confirming frame. `accuracy_held` compares every captured frame (not only
+   keyframes) with the latest state made from it or an earlier frame: lower again by the
+   frames a change takes to reach a state, and by any change the gate let pass unread. A
+   profile field is compared with the truth key of the same name (`TRUTH_KEYS` lists the
+   exceptions); fields the engine has no truth for are not scored, and a field missing from
+   a state counts as a miss (the first states of a run: nothing is confirmed yet).
+   `fields[f].misses` lists the wrong readings (up to MAX_MISSES: frame, what was read,
+   the raw text, the truth).
 2. Events: the truth of every captured frame (not only the keyframes) is turned into a
    GameState with confidence 1 and fed to a fresh `EventEngine` with the SAME profile
-   rules. Those are the expected events; the pipeline's events are matched to them one to
-   one by kind within `tolerance_s` (nearest first) → precision, recall, F1. So F1 measures
-   reading, keyframing, dropping and debouncing together, against an ideal observer that
-   reads every frame perfectly. Gate signals (scene_change, idle) have no truth and are left
-   out.
+   rules (guards, cooldowns, `guard_for_s`). Those are the expected events; the pipeline's
+   events are matched to them one to one by kind within `tolerance_s` (±0.5 s by default,
+   nearest first) → precision, recall, F1, per kind in `by_kind`; `missed` and `spurious`
+   list the unmatched events (seconds from the first frame, frame, the field's change), and
+   `matched_dt_ms` how late the matched ones came. So F1 measures reading, keyframing,
+   dropping and debouncing together, against an ideal observer that reads every frame
+   perfectly. Gate signals (scene_change, idle) have no truth and are left out. A minute
+   of Doom has 15 to 20 events: report several seeds, not one run.
 3. Latency: per stage from each item's own marks (gate = captured→keyframed, reader_queue =
    keyframed→read_start, read = read_start→read, events = read→evented), capture_to_state
-   for every state and capture_to_event for every event.
+   for every state and capture_to_event for every event. `reader` has the reader's own
+   counters: OCR calls (recogniser invocations) per state, boxes read, skipped (unchanged)
+   and read from the glyph cache.
 4. Baseline, side by side in the same process: the very keyframes our gate passed (the same
    images, at their original pace) go through the same pipeline with `NaiveOcrReader`
    (full-frame rapidocr on every keyframe, no profile; see bench/naive_ocr.py). Its fields
    are scored the same way; `speedup_p50` = baseline capture_to_state p50 / ours.
-5. Truth alignment: a status bar can show the previous tic's values. ZDoom's big status-bar
-   numbers (AMMO, HEALTH, ARMOR, FRAGS) change one frame after the engine's variable, while
-   the small ammo table shows the current tic (seen on engine frames; the reader's
-   couchmate.watch.testing says the same). `HUD_LAG_FRAMES` holds these per source kind and
-   truth key; `truth_lag_frames` in the result says what was used. A field with lag L on
-   frame i is compared with the truth of frame i - L, for fields and expected events alike.
-   `run(truth_lag=0)` turns it off (strict per-frame truth).
+5. Truth alignment: a status bar can show the previous tic's values. On ViZDoom frames
+   (three seeded minutes of the arena, every change of health, armor, ammo, frags and the
+   ammo table checked by reading the frames before and after it) a change shows on the
+   frame of the engine's change or on the next one: the status bar takes the player's
+   values when the player thinks, so a hit from an actor that thinks later in the tic (and
+   most firing) shows a frame late. Which of the two cannot be told from the engine's
+   variables. `HUD_LAG_FRAMES` shifts these keys' truth by one frame: frame i is compared
+   with the truth of frame i - 1. That scores both cases right, because readings are
+   scored at `FieldReading.t`: a value seen first on frame i is committed on a later frame
+   j > i and scored against the truth of j - 1 >= i, and an old value still read on frame
+   i where the screen already changed is not possible (the screen showed the new value).
+   Expected events use the same shifted truth (a frame, 29 ms, inside the tolerance).
+   `truth_lag_frames` in the result says what was used; `run(truth_lag=0)` turns it off
+   (strict per-frame truth).
 6. `gate_ms_1280x720`: the change gate's own cost per frame, one thread, on the captured
    keyframes resized to 1280x720 (with the profile's HUD regions).
 """
@@ -68,7 +85,10 @@ TRUTH_KEYS: dict[str, str] = {
 }
 #: source kind → truth key → frames the screen shows it late (see point 5 above)
 HUD_LAG_FRAMES: dict[str, dict[str, int]] = {
-    "doom": {"health": 1, "armor": 1, "ammo": 1, "frags": 1},
+    "doom": {
+        **dict.fromkeys(("health", "armor", "ammo", "frags"), 1),
+        **{f"ammo_table.{k}": 1 for k in ("bullets", "shells", "rockets", "cells")},
+    },
 }
 #: events the gate raises from pixels alone; the engine has no truth for them
 SIGNALS = SIGNAL_KINDS
@@ -80,6 +100,7 @@ STAGES = {
     "capture_to_state": ("captured", "read"),
 }
 _GATE_SAMPLE = 120
+MAX_MISSES = 25  # wrong readings listed per field in the result
 _MISSING = object()  # keyframes resized to 1280x720 for the gate's cost figure
 
 
@@ -162,10 +183,11 @@ def _field_accuracy(
     """Per field: `accuracy` against the frame the reading came from, `accuracy_at_state`
     against the frame the state was made from (lower when the reader holds a changed value
     for confirmation; the lag is what event latency measures)."""
-    by_time = dict(truth.values())
-    out: dict[str, dict[str, float]] = {}
+    by_time = {t: (i, tr) for i, (t, tr) in truth.items()}
+    out: dict[str, dict[str, Any]] = {}
     for name in fields:
         hits = hits_now = n = 0
+        misses: list[dict[str, Any]] = []
         for st in states:
             now_truth = truth.get(st.frame_index)
             want = _MISSING if now_truth is None else _truth_value(now_truth[1], name)
@@ -174,17 +196,54 @@ def _field_accuracy(
             n += 1
             reading = st.fields.get(name)
             if reading is None:
+                misses.append({"frame": st.frame_index, "read": "<missing>", "truth": want})
                 continue
             hits_now += int(reading.value == want)
-            seen = by_time.get(reading.t)
-            hits += int(reading.value == (want if seen is None else _truth_value(seen, name)))
+            seen_i, seen = by_time.get(reading.t, (st.frame_index, None))
+            then = want if seen is None else _truth_value(seen, name)
+            if reading.value == then:
+                hits += 1
+            elif len(misses) < MAX_MISSES:
+                misses.append(
+                    {
+                        "frame": st.frame_index,
+                        "read_frame": seen_i,
+                        "read": reading.value,
+                        "raw": reading.raw,
+                        "confidence": round(reading.confidence, 3),
+                        "truth": then,
+                    }
+                )
         if n:
             out[name] = {
                 "accuracy": round(hits / n, 4),
                 "accuracy_at_state": round(hits_now / n, 4),
+                "accuracy_held": _held_accuracy(states, truth, name),
                 "n": n,
+                "misses": misses,
             }
     return out
+
+
+def _held_accuracy(
+    states: list[GameState], truth: dict[int, tuple[float, dict[str, Any]]], name: str
+) -> float | None:
+    """Every captured frame against the latest state made from it or an earlier frame
+    (what a consumer holds then, reading time aside)."""
+    made = sorted(states, key=lambda st: st.frame_index)
+    hits = n = k = 0
+    current: GameState | None = None
+    for i in sorted(truth):
+        while k < len(made) and made[k].frame_index <= i:
+            current = made[k]
+            k += 1
+        want = _truth_value(truth[i][1], name)
+        if current is None or want is _MISSING:
+            continue
+        n += 1
+        reading = current.fields.get(name)
+        hits += int(reading is not None and reading.value == want)
+    return round(hits / n, 4) if n else None
 
 
 def _truth_events(
@@ -216,10 +275,25 @@ def _latency(states: list[GameState], events: list[Event]) -> dict[str, dict[str
     return lat
 
 
-def _event_scores(ours: list[Event], expected: list[Event], tolerance_s: float) -> dict[str, Any]:
+def _event_row(e: Event, t0: float) -> dict[str, Any]:
+    d = e.data
+    return {
+        "kind": e.kind,
+        "t_s": round(e.t - t0, 3),
+        "frame": e.frame_index,
+        "change": [d.get("field"), d.get("from"), d.get("to")],
+        "also": [[a.get("field"), a.get("from"), a.get("to")] for a in d.get("also", [])],
+    }
+
+
+def _event_scores(
+    ours: list[Event], expected: list[Event], tolerance_s: float, t0: float = 0.0
+) -> dict[str, Any]:
     pairs = match_in_time(
         [(e.kind, e.t) for e in ours], [(e.kind, e.t) for e in expected], tolerance_s
     )
+    got_p = {i for i, _ in pairs}
+    got_e = {j for _, j in pairs}
     scores: dict[str, Any] = prf(len(pairs), len(ours), len(expected))
     kinds = sorted({e.kind for e in ours} | {e.kind for e in expected})
     by_kind = {}
@@ -229,7 +303,14 @@ def _event_scores(ours: list[Event], expected: list[Event], tolerance_s: float) 
         tp = sum(1 for i, _ in pairs if ours[i].kind == k)
         by_kind[k] = {**prf(tp, got, want), "pipeline": got, "truth": want}
     scores.update(
-        n_pipeline=len(ours), n_truth=len(expected), tolerance_s=tolerance_s, by_kind=by_kind
+        n_pipeline=len(ours),
+        n_truth=len(expected),
+        tolerance_s=tolerance_s,
+        by_kind=by_kind,
+        # what went wrong, one row per event (t_s: seconds from the first captured frame)
+        missed=[_event_row(e, t0) for j, e in enumerate(expected) if j not in got_e],
+        spurious=[_event_row(e, t0) for i, e in enumerate(ours) if i not in got_p],
+        matched_dt_ms=percentiles((ours[i].t - expected[j].t) * 1000.0 for i, j in pairs),
     )
     return scores
 
@@ -252,8 +333,8 @@ async def _collect(pipeline: WatchPipeline) -> tuple[list[WatchUpdate], str]:
 def _shift(
     truth: dict[int, tuple[float, dict[str, Any]]], lags: dict[str, int]
 ) -> dict[int, tuple[float, dict[str, Any]]]:
-    """Frame i (its time) with each lagged truth key taken from frame i - lag: what the
-    frame's status bar shows."""
+    """Frame i (its time) with each lagged truth key (dotted for nested values) taken from
+    frame i - lag: what the frame's status bar shows."""
     if not any(lags.values()):
         return truth
     out = {}
@@ -261,8 +342,19 @@ def _shift(
         shown = dict(tr)
         for key, lag in lags.items():
             earlier = truth.get(i - lag)
-            if lag > 0 and earlier is not None and key in earlier[1]:
-                shown[key] = earlier[1][key]
+            if lag <= 0 or earlier is None:
+                continue
+            *parents, leaf = key.split(".")
+            src, dst = earlier[1], shown
+            for part in parents:
+                if not isinstance(src, dict) or not isinstance(dst.get(part), dict):
+                    break
+                src = src.get(part)
+                dst[part] = dict(dst[part])  # a copy: frame i's own truth stays as it was
+                dst = dst[part]
+            else:
+                if isinstance(src, dict) and leaf in src:
+                    dst[leaf] = src[leaf]
         out[i] = (t, shown)
     return out
 
@@ -303,6 +395,7 @@ async def _run(
         lags = dict.fromkeys(lags, truth_lag)
     truth = _shift(tap.truth, lags)
     expected = _truth_events(profile, truth, fields)
+    t0 = min(t for t, _ in truth.values())
 
     result: dict[str, Any] = {
         "source": inner.name,
@@ -313,9 +406,10 @@ async def _run(
         "states": len(states),
         "truth_lag_frames": lags,
         "fields": _field_accuracy(states, truth, fields),
-        "events": _event_scores(events, expected, tolerance_s),
+        "events": _event_scores(events, expected, tolerance_s, t0),
         "latency_ms": _latency(states, events),
         "keyframe_ratio": round(stats.keyframes / max(1, stats.captured), 4),
+        "reader": _reader_stats(ours.reader, len(states)),
         "dropped": stats.dropped_total,
         "dropped_by_queue": stats.dropped,
         "keyframe_reasons": stats.reasons,
@@ -335,6 +429,21 @@ async def _run(
         result["baseline"]["speedup_p50"] = round(base_p50 / ours_p50, 2) if ours_p50 else None
     _print(result)
     return result
+
+
+def _reader_stats(reader: Any, states: int) -> dict[str, Any]:
+    """The reader's own counters (OCR calls: recogniser invocations), per state read."""
+    st = getattr(reader, "stats", None)
+    if st is None:
+        return {}
+    out = {
+        k: getattr(st, k)
+        for k in ("frames", "ocr_calls", "boxes_read", "boxes_skipped", "cache_reads")
+        if hasattr(st, k)
+    }
+    out["per_kind"] = dict(getattr(st, "per_kind", {}))
+    out["ocr_calls_per_keyframe"] = round(out.get("ocr_calls", 0) / max(1, states), 3)
+    return out
 
 
 def _duration(states: list[GameState]) -> float:
@@ -370,7 +479,7 @@ async def _baseline(
         "keyframes": len(keyframes),
         "states": len(states),
         "fields": _field_accuracy(states, truth, fields),
-        "events": _event_scores(events, expected, tolerance_s),
+        "events": _event_scores(events, expected, tolerance_s, min(t for t, _ in truth.values())),
         "latency_ms": _latency(states, events),
         "dropped": stats.dropped_total,
         "reader_errors": stats.reader_errors,

@@ -258,6 +258,11 @@ class WatchPipeline:
         return self.stats()
 
     @property
+    def reader(self) -> StateReader | None:
+        """The reader of the current profile (None before one is chosen)."""
+        return self._reader
+
+    @property
     def last_state(self) -> GameState | None:
         return self._last_state
 

@@ -241,3 +241,37 @@ def test_a_doubtful_guard_blocks_the_rule():
     clear = EventEngine(load_profile("doom"))
     clear.update(_state(0.0, health=44, rockets=12))
     assert [e.kind for e in clear.update(_state(1.0, health=44, rockets=15))] == ["pickup"]
+
+
+def test_a_respawn_read_a_few_frames_apart_is_no_pickup():
+    """The respawn resets health and ammo on one tic; the reader may commit the ammo box a
+    few frames after the health box. `guard_for_s` (doom.toml: 1 s alive before) keeps the
+    reset from being a pickup; a real pickup later still is one."""
+    engine = EventEngine(load_profile("doom"))
+    engine.update(_state(0.0, health=40, rockets=3))
+    assert [e.kind for e in engine.update(_state(1.0, health=0, rockets=3))] == ["death"]
+    assert engine.update(_state(2.4, health=100, rockets=3)) == []
+    assert engine.update(_state(2.5, health=100, rockets=15)) == []  # the reset, seen late
+    (e,) = engine.update(_state(4.0, health=100, rockets=20))
+    assert e.kind == "pickup" and e.data["delta"] == 5
+    # without the hold the late-seen reset would have been a pickup
+    folder = config_dir() / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "doom-nohold.toml").write_text(
+        'name = "doom-nohold"\nextends = "doom"\n[rules.pickup_rockets]\nguard_for_s = 0.0\n'
+    )
+    loose = EventEngine(load_profile("doom-nohold"))
+    for t, h, r in ((0.0, 40, 3), (1.0, 0, 3), (2.4, 100, 3)):
+        loose.update(_state(t, health=h, rockets=r))
+    assert [e.kind for e in loose.update(_state(2.5, health=100, rockets=15))] == ["pickup"]
+
+
+def test_a_value_reached_is_news_however_doubtful_the_one_before():
+    """Health unreadable through a red flash, then 0%: the death is an event (the value
+    reached is confirmed), the drop from the doubtful value is not."""
+    engine = EventEngine(load_profile("doom"))
+    engine.update(_state(0.0, health=15))
+    doubtful = _state(1.0, health=15)
+    doubtful.fields["health"].confidence = 0.1
+    engine.update(doubtful)
+    assert [e.kind for e in engine.update(_state(2.0, health=0))] == ["death"]

@@ -13,6 +13,7 @@ gate) with the profile's salience for them, so every event looks the same downst
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -104,7 +105,8 @@ class EventEngine:
 
     A change from a value the reader has grown unsure of (confidence under
     `min_confidence`: the box held something unreadable for several looks, e.g. through
-    Doom's death flash) is no event: what happened in between is unknown.
+    Doom's death flash) is no event: what happened in between is unknown. A `becomes`
+    rule still fires: it is about the value reached, which the reader has confirmed.
     """
 
     def __init__(self, profile: Profile, *, min_confidence: float = 0.3):
@@ -113,11 +115,19 @@ class EventEngine:
         self._prev: dict[str, Any] = {}
         self._prev_conf: dict[str, float] = {}
         self._last_fired: dict[str, float] = {}
+        # recent changes of guard fields, for `guard_for_s`: field → [(t, before, after)]
+        self._memory_s = max((r.guard_for_s for r in profile.rules.values()), default=0.0)
+        self._guarded = {f for r in profile.rules.values() if r.guard_for_s for f in r.guard}
+        self._changes: dict[str, deque[tuple[float, Any, Any]]] = {
+            f: deque() for f in self._guarded
+        }
 
     def reset(self) -> None:
         self._prev.clear()
         self._prev_conf.clear()
         self._last_fired.clear()
+        for d in self._changes.values():
+            d.clear()
 
     def update(self, state: GameState) -> list[Event]:
         cur = {**self._prev, **state.values()}
@@ -126,15 +136,35 @@ class EventEngine:
         self._prev_conf = {**prev_conf, **{k: f.confidence for k, f in state.fields.items()}}
         if not prev:
             return []
+        try:
+            return self._fire(state, prev, cur, prev_conf)
+        finally:
+            self._remember_changes(state.t, prev, cur)
+
+    def _remember_changes(self, t: float, prev: dict[str, Any], cur: dict[str, Any]) -> None:
+        for f, changes in self._changes.items():
+            if f in prev and prev.get(f) != cur.get(f):
+                changes.append((t, prev.get(f), cur.get(f)))
+            while changes and changes[0][0] < t - self._memory_s:
+                changes.popleft()
+
+    def _fire(
+        self,
+        state: GameState,
+        prev: dict[str, Any],
+        cur: dict[str, Any],
+        prev_conf: dict[str, float],
+    ) -> list[Event]:
         fired: dict[str, Event] = {}
         for rname, rule in self.profile.rules.items():
             a, b = prev.get(rule.field), cur.get(rule.field)
             if a is None or b is None or a == b:
                 continue
-            if prev_conf.get(rule.field, 1.0) < self.min_confidence:
+            # a value reached (`becomes`) is news however unsure the one before it was
+            if rule.kind != "becomes" and prev_conf.get(rule.field, 1.0) < self.min_confidence:
                 continue
             magnitude = RULE_KINDS[rule.kind](rule, a, b)
-            if magnitude is None or not self._guards_hold(rule, prev, cur, prev_conf):
+            if magnitude is None or not self._guards_hold(rule, prev, cur, prev_conf, state.t):
                 continue
             last = self._last_fired.get(rname)
             if last is not None and state.t - last < rule.cooldown_s:
@@ -166,13 +196,20 @@ class EventEngine:
         prev: dict[str, Any],
         cur: dict[str, Any],
         prev_conf: dict[str, float],
+        t: float,
     ) -> bool:
-        """Every guard field is in range before and after, and was not in doubt before (a
-        player whose death went unread is not "alive" for a pickup at the respawn)."""
+        """Every guard field is in range before and after (and through the `guard_for_s`
+        before), and was not in doubt before (a player whose death went unread is not
+        "alive" for a pickup at the respawn)."""
         for fname, (lo, hi) in rule.guard.items():
             if prev_conf.get(fname, 1.0) < self.min_confidence:
                 return False
-            for v in (_num(prev.get(fname)), _num(cur.get(fname))):
+            values = [prev.get(fname), cur.get(fname)]
+            if rule.guard_for_s:
+                for tc, a, b in self._changes.get(fname, ()):
+                    if t - tc < rule.guard_for_s:
+                        values += [a, b]
+            for v in map(_num, values):
                 if v is None or not lo <= v <= hi:
                     return False
         return True

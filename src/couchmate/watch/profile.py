@@ -110,6 +110,9 @@ class FieldSpec(_Model):
     min_confidence: float = Field(0.5, ge=0, le=1)
     # do not re-read this field more often than this (full-frame OCR is slow)
     min_interval_s: float = Field(0.0, ge=0)
+    # ocr: read boxes whose glyphs OCR has already taught from a glyph cache (~1 ms instead
+    # of an OCR call; couchmate.watch.glyphs); false for text that is not drawn from a font
+    glyph_cache: bool = True
     description: str = ""
 
     _region = field_validator("region")(_check_region)
@@ -148,6 +151,9 @@ class RuleSpec(_Model):
     # other (or the same) fields whose value must lie in [lo, hi] before AND after the
     # change, e.g. {health = [1, 999]} keeps a respawn (health 0 → 100) from being a pickup
     guard: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # ... and held there for this long before the change: a respawn resets health and
+    # ammo together, but a reader may see the boxes change a few frames apart
+    guard_for_s: float = Field(0.0, ge=0)
     salience: Salience = Field(default_factory=Salience)
     cooldown_s: float = Field(0.0, ge=0)
 

@@ -11,10 +11,20 @@ import numpy as np
 import pytest
 
 from couchmate.errors import UserError
-from couchmate.sources.atari import AtariSource
+from couchmate.sources.atari import GAME_OVER_HOLD_S, AtariSource
 from couchmate.sources.base import open_source
 
-TRUTH_KEYS = {"score", "opponent_score", "lives", "game_over", "games", "frame", "reward", "hud"}
+TRUTH_KEYS = {
+    "score",
+    "score_hidden",
+    "opponent_score",
+    "lives",
+    "game_over",
+    "games",
+    "frame",
+    "reward",
+    "hud",
+}
 
 
 async def _collect(source: AtariSource) -> list:
@@ -76,15 +86,41 @@ def test_pong_counts_both_sides():
     assert last["lives"] == 0 and last["frame"] == 4800
 
 
-def test_lives_run_out_and_a_new_game_starts():
+def test_lives_run_out_the_end_picture_stays_and_a_new_game_starts():
     frames = _run("atari:space_invaders", max_frames=1000, frame_skip=4)
     lives = [f.truth["lives"] for f in frames]
     assert lives[0] == 3 and min(lives) < 3
     over = [f for f in frames if f.truth["game_over"]]
     assert over, "the policy should lose all lives within 4000 console frames"
-    after = frames[over[0].index + 1].truth
+    # Space Invaders' final picture (its lives digit "0" drawn on it only) stays a while.
+    held = round(GAME_OVER_HOLD_S * 60 / 4)
+    assert len(over) == 1 + held
+    assert [f.index for f in over] == list(range(over[0].index, over[0].index + 1 + held))
+    assert all(np.array_equal(f.image, over[0].image) for f in over)
+    assert all(f.truth["lives"] == 0 and f.truth["reward"] == 0 for f in over)
+    assert all(b.t > a.t for a, b in zip(over, over[1:], strict=False))
+    after = frames[over[-1].index + 1].truth
     assert after["games"] == 2 and after["lives"] == 3 and after["score"] == 0
     assert after["frame"] <= 4
+
+
+def test_space_invaders_score_truth_is_the_score_on_screen():
+    """The mystery ship hides the score for seconds; points scored meanwhile show (and
+    count in the truth) when it has gone."""
+    frames = _run("atari:space_invaders", max_frames=3000, seed=0)
+    hidden = [f for f in frames if f.truth["score_hidden"]]
+    assert len(hidden) > 60
+    for a, b in zip(frames, frames[1:], strict=False):
+        if b.truth["score_hidden"]:
+            assert b.truth["score"] == a.truth["score"], b.index
+    # the points made while hidden appear at once when the score is drawn again
+    back = [
+        b
+        for a, b in zip(frames, frames[1:], strict=False)
+        if a.truth["score_hidden"] and not b.truth["score_hidden"]
+    ]
+    assert back
+    assert sum(f.truth["reward"] for f in frames[: back[0].index]) == back[0].truth["score"]
 
 
 def test_same_seed_same_game_other_seed_other_game():

@@ -3,7 +3,10 @@
 Frames are the console's native 210x160 RGB picture, emitted as they are. Each step runs
 `frame_skip` console frames with one action (rewards summed) and keeps the last picture.
 On game over the final frame is emitted with `game_over` true, then a new game starts: the
-stream never ends by itself.
+stream never ends by itself. Space Invaders draws its last lives digit ("0") on that final
+picture only, so there the picture stays for GAME_OVER_HOLD_S (the emulator freezes on it;
+a console shows it until the player restarts). The other games' final pictures show
+nothing the frames before did not (Ms. Pac-Man's shows the icons of the last life).
 
 Truth keys and how they relate to the screen:
 
@@ -11,7 +14,10 @@ Truth keys and how they relate to the screen:
   Ms. Pac-Man under the maze, Space Invaders top left (player 1, green), Pong top right
   (the green player's points, 0-21). Breakout, Pong and Space Invaders draw a point one
   console frame after scoring it (measured), so `score` leaves out the last frame's
-  reward for them; the sum of all `reward`s runs one frame ahead of `score` there.
+  reward for them; the sum of all `reward`s runs one frame ahead of `score` there. Space
+  Invaders hides the score while the mystery ship crosses the top (it takes the score's
+  sprites; seconds at a time): points scored then show when the ship has gone, so `score`
+  keeps the last value drawn while `score_hidden` is true.
 - ``opponent_score``: Pong only: the computer's points (top left, orange), drawn with the
   same one-frame delay; None elsewhere.
 - ``lives``: what the emulator reports. Breakout starts at 5 and prints the balls left as
@@ -19,7 +25,9 @@ Truth keys and how they relate to the screen:
   bottom, only at the start and for a few seconds after each lost life; Ms. Pac-Man
   starts at 3 counting the one in play, and draws ``lives - 1`` spare Ms. Pac-Man icons
   bottom left; Pong has no lives (always 0).
-- ``game_over``: this frame ends the game; the next frame is a fresh one.
+- ``game_over``: this frame ends the game (Space Invaders: its final picture, held); the
+  frame after is a fresh game.
+- ``score_hidden``: the game does not draw the score on this frame (Space Invaders).
 - ``games``: the game's number in this stream (from 1). ``frame``: console frames into
   this game. ``reward``: points gained (Pong: gained minus lost) during this step.
 - ``game`` (the ROM id) and ``hud`` (the profile the screen matches).
@@ -55,7 +63,30 @@ class AtariGame:
     # games draw the score from RAM at the top of a frame, before that frame's game logic.
     # Measured per game over 3000 frames; unknown games are taken as 0.
     score_lag: int = 0
+    # Where the score is drawn (y0, y1, x0, x1 in the native frame) and its colour, for games
+    # that hide it at times: no pixel of that colour there means it is not on screen.
+    score_box: tuple[int, int, int, int] | None = None
+    score_rgb: tuple[int, int, int] = (0, 0, 0)
+    # seconds the final picture stays on screen at game over (0: a new game at once)
+    end_hold_s: float = 0.0
 
+    def score_shown(self, image: np.ndarray) -> bool:
+        if self.score_box is None:
+            return True
+        y0, y1, x0, x1 = self.score_box
+        box = image[y0:y1, x0:x1].astype(np.int16)
+        return bool((np.abs(box - np.array(self.score_rgb, np.int16)).sum(axis=2) <= 60).any())
+
+
+GAME_OVER_HOLD_S = 2.0
+_SPACE_INVADERS = AtariGame(
+    "space_invaders",
+    "atari-spaceinvaders",
+    score_lag=1,
+    score_box=(8, 21, 0, 67),  # player one, green, top left
+    score_rgb=(50, 132, 50),
+    end_hold_s=GAME_OVER_HOLD_S,
+)
 
 #: Games with their own profile (and player); the keys include the spellings users type.
 KNOWN_GAMES: dict[str, AtariGame] = {
@@ -63,8 +94,8 @@ KNOWN_GAMES: dict[str, AtariGame] = {
     "breakout": AtariGame("breakout", "atari-breakout", score_lag=1),
     "ms_pacman": AtariGame("ms_pacman", "atari-mspacman"),
     "mspacman": AtariGame("ms_pacman", "atari-mspacman"),
-    "space_invaders": AtariGame("space_invaders", "atari-spaceinvaders", score_lag=1),
-    "spaceinvaders": AtariGame("space_invaders", "atari-spaceinvaders", score_lag=1),
+    "space_invaders": _SPACE_INVADERS,
+    "spaceinvaders": _SPACE_INVADERS,
 }
 GENERIC_HUD = "generic"
 
@@ -117,6 +148,9 @@ class AtariSource(EngineSource):
         self._opponent = 0
         self._unshown: deque[int] = deque(maxlen=self.game.score_lag or None)
         self._over = False
+        self._drawn = 0  # the score as last drawn (games that hide it at times)
+        self._final: tuple[np.ndarray, dict[str, Any]] | None = None  # the game-over picture
+        self._held = 0
 
     def _open(self) -> None:
         ale = ALEInterface()
@@ -144,12 +178,19 @@ class AtariSource(EngineSource):
         self._opponent = 0
         self._unshown.clear()
         self._over = False
+        self._drawn = 0
+        self._final = None
+        self._held = 0
 
     def _step(self) -> tuple[np.ndarray, float, dict[str, Any]]:
         ale, policy = self._ale, self._policy
         if ale is None or policy is None:
             raise SourceError("the Atari emulator is closed")
         if self._over:
+            if self._final is not None and self._held < round(self.game.end_hold_s * self.fps):
+                self._held += 1
+                image, truth = self._final
+                return image, time.monotonic(), {**truth, "reward": 0}
             self._new_game()
         reward = 0
         for _ in range(self.frame_skip):
@@ -168,8 +209,13 @@ class AtariSource(EngineSource):
                 shown_opponent -= max(0, -r)
             else:
                 shown -= r
+        hidden = not self.game.score_shown(image)
+        if hidden:
+            shown = self._drawn
+        self._drawn = shown
         truth: dict[str, Any] = {
             "score": shown,
+            "score_hidden": hidden,
             "opponent_score": shown_opponent if self._pong else None,
             "lives": ale.lives(),
             "game_over": self._over,
@@ -179,6 +225,8 @@ class AtariSource(EngineSource):
             "game": self.game.rom,
             "hud": self.game.hud,
         }
+        if self._over:
+            self._final = (image, truth)
         return image, t, truth
 
     @property

@@ -194,8 +194,12 @@ def atari_frames(
     game: str, n: int, *, seed: int = 0, every: int = 2, t0: float = 0.0
 ) -> Iterator[Frame]:
     """`n` frames of a random (Breakout: ball-chasing) player, one every `every` emulator
-    frames (60 per second). Game over restarts the game."""
+    frames (60 per second). Game over restarts the game (after holding the final picture
+    where couchmate.sources.atari does: Space Invaders). Truth as that source takes it: a
+    score the game hides (Space Invaders' mystery ship) keeps its last drawn value."""
     from ale_py import Action, ALEInterface, LoggerMode, roms
+
+    from couchmate.sources.atari import resolve_game
 
     ALEInterface.setLoggerMode(LoggerMode.Error)
     ale = ALEInterface()
@@ -206,9 +210,14 @@ def atari_frames(
     rng = np.random.default_rng(seed)
     score = opp = 0
     shown = (0, 0, ale.lives())
+    drawn = 0
+    spec = resolve_game(game)
+    hold = held = round(spec.end_hold_s * 60 / every)
     a = acts[0]
     for i in range(n):
-        for _ in range(every):
+        if ale.game_over() and held < hold:
+            held += 1  # the final picture, as the source holds it
+        for _ in range(every if held >= hold else 0):
             if ale.game_over():
                 ale.reset_game()
                 score = opp = 0
@@ -232,8 +241,16 @@ def atari_frames(
             r = ale.act(a)
             score += max(0, int(r))
             opp += max(0, -int(r))
+            if ale.game_over() and hold:  # a held end picture: lives 0 drawn on it
+                held = 0
+                shown = (shown[0], shown[1], ale.lives())
+                break
+        image = ale.getScreenRGB()
+        if not spec.score_shown(image):
+            shown = (drawn, *shown[1:])
+        drawn = shown[0]
         yield Frame(
-            image=ale.getScreenRGB(),
+            image=image,
             t=t0 + i * every / 60.0,
             source=f"atari:{game}",
             index=i,

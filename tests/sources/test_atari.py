@@ -76,6 +76,26 @@ def test_breakout_policy_scores_and_the_score_truth_changes_with_the_drawn_score
         assert drawn_changed == (a.truth["score"] != b.truth["score"]), b.index
 
 
+@pytest.mark.parametrize(
+    ("game", "box"),
+    [("breakout", (slice(2, 17), slice(94, 124))), ("mspacman", (slice(172, 184), slice(0, 80)))],
+)
+def test_the_lives_truth_changes_with_what_the_screen_draws(game, box):
+    """Breakout draws a lost ball a frame late, Ms. Pac-Man's icons change at once, and
+    Ms. Pac-Man's game-over picture (no icon) looks like the last life's."""
+    frames = _run(f"atari:{game}", max_frames=3000, seed=1)
+    changes = [
+        b for a, b in zip(frames, frames[1:], strict=False) if a.truth["lives"] != b.truth["lives"]
+    ]
+    assert len(changes) >= 3
+    for b in changes:
+        a = frames[b.index - 1]
+        assert not np.array_equal(a.image[box], b.image[box]), b.index
+    if game == "mspacman":
+        over = [f for f in frames if f.truth["game_over"]]
+        assert over and all(f.truth["lives"] == 1 for f in over)
+
+
 def test_pong_counts_both_sides():
     frames = _run("atari:pong", max_frames=2400, frame_skip=2)
     last = frames[-1].truth

@@ -20,11 +20,14 @@ Truth keys and how they relate to the screen:
   keeps the last value drawn while `score_hidden` is true.
 - ``opponent_score``: Pong only: the computer's points (top left, orange), drawn with the
   same one-frame delay; None elsewhere.
-- ``lives``: what the emulator reports. Breakout starts at 5 and prints the balls left as
-  the middle digit at the top; Space Invaders starts at 3 and prints it as a digit at the
-  bottom, only at the start and for a few seconds after each lost life; Ms. Pac-Man
-  starts at 3 counting the one in play, and draws ``lives - 1`` spare Ms. Pac-Man icons
-  bottom left; Pong has no lives (always 0).
+- ``lives``: what the emulator reports, as the screen shows it. Breakout starts at 5 and
+  prints the balls left as the middle digit at the top, one console frame after the
+  emulator counts a lost ball (measured, like its score: `lives` follows the screen);
+  Space Invaders starts at 3 and prints it as a digit at the bottom, only at the start and
+  for a few seconds after each lost life (the same frame); Ms. Pac-Man starts at 3
+  counting the one in play, and draws ``lives - 1`` spare Ms. Pac-Man icons bottom left
+  (the same frame), so its game-over picture, with no icon, looks like the last life's:
+  `lives` stays 1 there (the emulator says 0); Pong has no lives (always 0).
 - ``game_over``: this frame ends the game (Space Invaders: its final picture, held); the
   frame after is a fresh game.
 - ``score_hidden``: the game does not draw the score on this frame (Space Invaders).
@@ -69,6 +72,10 @@ class AtariGame:
     score_rgb: tuple[int, int, int] = (0, 0, 0)
     # seconds the final picture stays on screen at game over (0: a new game at once)
     end_hold_s: float = 0.0
+    # console frames between the emulator counting a lost life and the screen showing it
+    lives_lag: int = 0
+    # the game-over picture shows lives 0 (False: it looks like the last life's)
+    last_life_drawn: bool = True
 
     def score_shown(self, image: np.ndarray) -> bool:
         if self.score_box is None:
@@ -79,6 +86,7 @@ class AtariGame:
 
 
 GAME_OVER_HOLD_S = 2.0
+_MS_PACMAN = AtariGame("ms_pacman", "atari-mspacman", last_life_drawn=False)
 _SPACE_INVADERS = AtariGame(
     "space_invaders",
     "atari-spaceinvaders",
@@ -91,9 +99,9 @@ _SPACE_INVADERS = AtariGame(
 #: Games with their own profile (and player); the keys include the spellings users type.
 KNOWN_GAMES: dict[str, AtariGame] = {
     "pong": AtariGame("pong", "atari-pong", score_lag=1),
-    "breakout": AtariGame("breakout", "atari-breakout", score_lag=1),
-    "ms_pacman": AtariGame("ms_pacman", "atari-mspacman"),
-    "mspacman": AtariGame("ms_pacman", "atari-mspacman"),
+    "breakout": AtariGame("breakout", "atari-breakout", score_lag=1, lives_lag=1),
+    "ms_pacman": _MS_PACMAN,
+    "mspacman": _MS_PACMAN,
     "space_invaders": _SPACE_INVADERS,
     "spaceinvaders": _SPACE_INVADERS,
 }
@@ -147,6 +155,8 @@ class AtariSource(EngineSource):
         self._score = 0
         self._opponent = 0
         self._unshown: deque[int] = deque(maxlen=self.game.score_lag or None)
+        self._lives_before: deque[int] = deque(maxlen=max(1, self.game.lives_lag))
+        self._lives = 0  # lives as the last frame showed them
         self._over = False
         self._drawn = 0  # the score as last drawn (games that hide it at times)
         self._final: tuple[np.ndarray, dict[str, Any]] | None = None  # the game-over picture
@@ -177,6 +187,7 @@ class AtariSource(EngineSource):
         self._score = 0
         self._opponent = 0
         self._unshown.clear()
+        self._lives_before.clear()
         self._over = False
         self._drawn = 0
         self._final = None
@@ -194,6 +205,7 @@ class AtariSource(EngineSource):
             self._new_game()
         reward = 0
         for _ in range(self.frame_skip):
+            self._lives_before.append(ale.lives())
             r = ale.act(policy.act(ale.getRAM(), ale.getEpisodeFrameNumber()))
             reward += r
             self._add_points(r)
@@ -209,6 +221,12 @@ class AtariSource(EngineSource):
                 shown_opponent -= max(0, -r)
             else:
                 shown -= r
+        lives = ale.lives()
+        if self.game.lives_lag and len(self._lives_before) == self.game.lives_lag:
+            lives = self._lives_before[0]  # not drawn yet
+        if self._over and not self.game.last_life_drawn:
+            lives = self._lives
+        self._lives = lives
         hidden = not self.game.score_shown(image)
         if hidden:
             shown = self._drawn
@@ -217,7 +235,7 @@ class AtariSource(EngineSource):
             "score": shown,
             "score_hidden": hidden,
             "opponent_score": shown_opponent if self._pong else None,
-            "lives": ale.lives(),
+            "lives": lives,
             "game_over": self._over,
             "games": self._games,
             "frame": ale.getEpisodeFrameNumber(),

@@ -57,6 +57,7 @@ def test_locomo_slice_reports_every_key_and_beats_bm25():
     assert r["questions"] == 80
     for name in ("couchmate", "bm25", "dense", "fusion"):
         s = r["systems"][name]
+        assert "error" not in s, f"{name}: {s.get('error')}"
         assert set(s["recall"]) == {"1", "5", "10", "20"}
         assert s["recall"]["1"] <= s["recall"]["5"] <= s["recall"]["10"] <= s["recall"]["20"]
         assert all("10" in v for v in s["by_category"].values())

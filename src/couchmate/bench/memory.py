@@ -122,6 +122,13 @@ def run_locomo(
     return out
 
 
+def _describe(e: Exception) -> str:
+    msg = f"{type(e).__name__}: {e}"
+    if isinstance(e, ModuleNotFoundError):
+        msg += " (the baselines need pip install 'couchmate[bench]'; mem0 needs mem0ai)"
+    return msg
+
+
 def _run_system(
     name: str, convs: list[Conversation], embedder: CachingEmbedder, tmp: Path, console: Console
 ) -> dict[str, Any]:
@@ -130,7 +137,7 @@ def _run_system(
     except UserError:
         raise
     except Exception as e:  # a baseline that cannot start is reported, not fatal
-        msg = f"{type(e).__name__}: {e}"
+        msg = _describe(e)
         console.print(f"[yellow]{name} could not start:[/yellow] {msg}")
         return {"error": msg}
     recalls: dict[int, list[float]] = {k: [] for k in KS}
@@ -159,7 +166,7 @@ def _run_system(
                             by_conv.setdefault(conv.sample_id, []).append(r)
                     prog.advance(task)
     except Exception as e:
-        msg = f"{type(e).__name__}: {e}"
+        msg = _describe(e)
         console.print(f"[yellow]{name} failed while running:[/yellow] {msg}")
         return {"error": msg}
     finally:

@@ -31,6 +31,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("COUCHMATE_DATA_DIR") or platformdirs.user_data_dir(APP))
 
 
+def cache_dir() -> Path:
+    """Rebuildable files (the int8 embedding model); safe to delete."""
+    return Path(os.environ.get("COUCHMATE_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+
+
 def config_file() -> Path:
     return Path(os.environ.get("COUCHMATE_CONFIG") or config_dir() / "config.toml")
 
@@ -120,7 +125,7 @@ class MemorySettings(_Section):
     store: str = "embedded"
     path: str = ""  # embedded store folder; empty: the user's data dir
     url: str = ""  # postgresql://... for the postgres store
-    embedder: Literal["local", "openai"] = "local"
+    embedder: Literal["local", "local-exact", "openai"] = "local"
     embed_base_url: str = ""
     embed_model: str = ""
     embed_api_key_env: str = ""
@@ -175,7 +180,12 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, str]:
     return out
 
 
-_NOT_SETTINGS = {"COUCHMATE_CONFIG", "COUCHMATE_CONFIG_DIR", "COUCHMATE_DATA_DIR"}
+_NOT_SETTINGS = {
+    "COUCHMATE_CONFIG",
+    "COUCHMATE_CONFIG_DIR",
+    "COUCHMATE_DATA_DIR",
+    "COUCHMATE_CACHE_DIR",
+}
 
 
 class LoadedSettings:

@@ -55,6 +55,7 @@ def test_locomo_slice_reports_every_key_and_beats_bm25():
         console=QUIET,
     )
     assert r["questions"] == 80
+    assert r["embedders"] == {"couchmate": "local", "dense, fusion": "local-exact"}
     for name in ("couchmate", "bm25", "dense", "fusion"):
         s = r["systems"][name]
         assert "error" not in s, f"{name}: {s.get('error')}"
@@ -102,7 +103,9 @@ def test_scale_run_reports_latency_memory_and_ingestion():
     s = r["sizes"]["3000"]
     assert s["store_ingest_per_s"] > 0 and s["open_s"] >= 0 and s["open_build_s"] > 0
     assert s["search_ms"]["n"] == 20 and s["rss_store_mb"] >= 0
-    assert r["real_ingest"]["n"] == 64 and r["real_ingest"]["per_s"] > 0
+    ri = r["real_ingest"]
+    assert ri["n"] == 64 and ri["per_s"] > 0 and ri["embedder"] == "local"
+    assert ri["baseline"]["embedder"] == "local-exact" and ri["baseline"]["per_s"] > 0
 
 
 def test_bad_locomo_path_is_a_user_error(tmp_path):

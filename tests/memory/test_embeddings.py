@@ -1,5 +1,6 @@
-"""Embedders: the numpy MiniLM equals sentence-transformers; the OpenAI-compatible one talks
-to a real llama.cpp server and maps failures to ModelError."""
+"""Embedders: the numpy MiniLM equals sentence-transformers, the int8 ONNX one stays close to
+it and caches its built model; the OpenAI-compatible one talks to a real llama.cpp server
+and maps failures to ModelError."""
 
 from __future__ import annotations
 
@@ -36,10 +37,61 @@ def test_numpy_minilm_matches_sentence_transformers():
 
     from couchmate.memory.embeddings import model_path
 
-    ours = make_embedder().embed(TEXTS)
+    ours = make_embedder(MemorySettings(embedder="local-exact")).embed(TEXTS)
     st = SentenceTransformer(model_path(), device="cpu")
     theirs = st.encode(TEXTS, normalize_embeddings=True)
     assert (ours * theirs).sum(axis=1).min() > 0.9999
+
+
+def test_int8_embedder_stays_close_to_the_exact_one_and_ranks_alike():
+    exact = make_embedder(MemorySettings(embedder="local-exact"))
+    int8 = make_embedder()
+    assert (int8.name, exact.name) == ("local", "local-exact")
+    a, b = int8.embed(TEXTS), exact.embed(TEXTS)
+    assert (a * b).sum(axis=1).min() > 0.97
+    # Nearest neighbours survive quantization: same best match for each query.
+    docs = [
+        "I beat the fire boss in chapter three.",
+        "My sister Mia loves horror games.",
+        "We hiked in Yosemite last summer.",
+        "Please never spoil the ending for me.",
+    ]
+    queries = ["which boss did I beat?", "who is Mia?", "where did we hike?", "spoilers?"]
+    for e in (int8, exact):
+        best = (e.embed(queries) @ e.embed(docs).T).argmax(axis=1)
+        assert best.tolist() == [0, 1, 2, 3]
+
+
+def test_int8_model_is_cached_rebuilt_when_torn_and_works_without_a_cache(
+    tmp_path, monkeypatch, caplog
+):
+    from couchmate.memory import minilm_onnx
+    from couchmate.memory.embeddings import model_path
+
+    cache = tmp_path / "cache"
+    first = minilm_onnx.OnnxMiniLM(model_path(), cache=cache)
+    files = list(cache.glob("minilm-int8-*.onnx"))
+    assert len(files) == 1 and files[0].stat().st_size > 10_000_000
+    want = first.embed(TEXTS)
+
+    def no_build(self, root, max_tokens):
+        raise AssertionError("rebuilt although a cached model exists")
+
+    with monkeypatch.context() as m:
+        m.setattr(minilm_onnx.OnnxMiniLM, "_build", no_build)
+        again = minilm_onnx.OnnxMiniLM(model_path(), cache=cache)
+    assert np.allclose(again.embed(TEXTS), want, atol=1e-6)
+
+    files[0].write_bytes(files[0].read_bytes()[:1000])  # a torn write
+    torn = minilm_onnx.OnnxMiniLM(model_path(), cache=cache)
+    assert "rebuilding" in caplog.text
+    assert np.allclose(torn.embed(TEXTS), want, atol=1e-6)
+    assert files[0].stat().st_size > 10_000_000
+
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    nowhere = minilm_onnx.OnnxMiniLM(model_path(), cache=blocked)  # cannot cache: still works
+    assert np.allclose(nowhere.embed(TEXTS), want, atol=1e-6)
 
 
 def test_unknown_embedder_and_missing_endpoint_settings():

@@ -91,7 +91,14 @@ def run_locomo(
         for c in convs:
             c.questions = c.questions[:questions_per_conversation]
     n_questions = sum(len(c.questions) for c in convs)
+    from couchmate.config import MemorySettings
+
+    # couchmate runs the product's embedder; dense and fusion run the exact float32 model,
+    # the baselines as published (an int8 model would handicap them).
     embedder = CachingEmbedder(make_embedder())
+    exact = embedder
+    if embedder.name == "local" and {"dense", "fusion"} & set(names):
+        exact = CachingEmbedder(make_embedder(MemorySettings(embedder="local-exact")))
     out: dict[str, Any] = {
         "data": str(path),
         "conversations": [c.sample_id for c in convs],
@@ -102,22 +109,28 @@ def run_locomo(
         },
         "skipped_questions": sum(c.skipped_questions for c in convs),
         "turns": sum(len(c.turns) for c in convs),
+        "embedders": {"couchmate": embedder.name, "dense, fusion": exact.name},
         "systems": {},
     }
     with temp_folder() as tmp:
         # Embed every turn and question once, shared by all systems that use the model.
         t0 = time.perf_counter()
         texts = [t.memory_text for c in convs for t in c.turns]
+        questions = [q.text for c in convs for q in c.questions]
+        models = [embedder] if exact is embedder else [embedder, exact]
         with _progress(console) as prog:
-            task = prog.add_task("embedding turns and questions", total=len(texts) + n_questions)
-            for i in range(0, len(texts), 512):
-                embedder.embed(texts[i : i + 512])
-                prog.advance(task, len(texts[i : i + 512]))
-            embedder.embed([q.text for c in convs for q in c.questions])
-            prog.advance(task, n_questions)
+            task = prog.add_task(
+                "embedding turns and questions", total=(len(texts) + n_questions) * len(models)
+            )
+            for model in models:
+                for i in range(0, len(texts), 512):
+                    model.embed(texts[i : i + 512])
+                    prog.advance(task, len(texts[i : i + 512]))
+                model.embed(questions)
+                prog.advance(task, n_questions)
         out["embed_s"] = round(time.perf_counter() - t0, 2)
         for name in names:
-            out["systems"][name] = _run_system(name, convs, embedder, Path(tmp), console)
+            out["systems"][name] = _run_system(name, convs, embedder, exact, Path(tmp), console)
     _print_locomo(out, console)
     return out
 
@@ -130,10 +143,15 @@ def _describe(e: Exception) -> str:
 
 
 def _run_system(
-    name: str, convs: list[Conversation], embedder: CachingEmbedder, tmp: Path, console: Console
+    name: str,
+    convs: list[Conversation],
+    embedder: CachingEmbedder,
+    exact: CachingEmbedder,
+    tmp: Path,
+    console: Console,
 ) -> dict[str, Any]:
     try:
-        system: System = make_systems([name], embedder, tmp)[0]
+        system: System = make_systems([name], embedder, tmp, baseline_embedder=exact)[0]
     except UserError:
         raise
     except Exception as e:  # a baseline that cannot start is reported, not fatal
@@ -228,6 +246,8 @@ def _print_locomo(out: dict[str, Any], console: Console) -> None:
         + ", ".join(f"c{c} {n}" for c, n in CATEGORIES.items())
         + "; search ms exclude the query embedding"
         + (" (mem0's include it)" if "mem0" in out["systems"] else "")
+        + "; embedders: "
+        + ", ".join(f"{who} {name}" for who, name in out.get("embedders", {}).items())
         + "[/dim]"
     )
     for name, r in out["systems"].items():

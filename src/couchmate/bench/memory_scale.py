@@ -187,12 +187,25 @@ def ingest_store(folder: Path, synth: Synth, n: int, console: Console, batch: in
 
 
 def real_ingest(n: int, console: Console, batch: int = 256) -> dict:
-    """Memories/s through MemoryService.remember with the real embedder (offline)."""
-    from couchmate.memory.embedded_store import EmbeddedStore
+    """Memories/s through MemoryService.remember with the real embedder (offline), side by
+    side with the exact float32 encoder as the baseline."""
+    from couchmate.config import MemorySettings
     from couchmate.memory.embeddings import make_embedder
+
+    ours = make_embedder()
+    out = {"n": n, "embedder": ours.name, **_ingest_with(ours, n, console, batch)}
+    if ours.name == "local":
+        exact = make_embedder(MemorySettings(embedder="local-exact"))
+        base = _ingest_with(exact, n, console, batch)
+        out["baseline"] = {"embedder": exact.name, **base}
+        out["speedup"] = round(out["per_s"] / base["per_s"], 2)
+    return out
+
+
+def _ingest_with(embedder, n: int, console: Console, batch: int) -> dict:
+    from couchmate.memory.embedded_store import EmbeddedStore
     from couchmate.memory.service import MemoryService
 
-    embedder = make_embedder()
     synth = Synth(embedder, seed=5)
     with tempfile.TemporaryDirectory(prefix="couchmate-scale-real-") as tmp:
         svc = MemoryService(EmbeddedStore(Path(tmp)), embedder)
@@ -200,7 +213,7 @@ def real_ingest(n: int, console: Console, batch: int = 256) -> dict:
         t0 = time.time() - n * 60.0
         spent = 0.0
         with _progress(console) as prog:
-            task = prog.add_task(f"ingest {n:,} with the real model", total=n)
+            task = prog.add_task(f"ingest {n:,} with the {embedder.name} model", total=n)
             for start in range(0, n, batch):
                 m = min(batch, n - start)
                 rows, _ = synth.batch(start, m)
@@ -210,7 +223,7 @@ def real_ingest(n: int, console: Console, batch: int = 256) -> dict:
                 spent += time.perf_counter() - a
                 prog.advance(task, m)
         svc.close()
-    return {"n": n, "per_s": round(n / spent, 1), "seconds": round(spent, 2)}
+    return {"per_s": round(n / spent, 1), "seconds": round(spent, 2)}
 
 
 def _rss_mb() -> float:
@@ -373,9 +386,11 @@ def run_scale(
     )
     if real_n:
         ri = result["real_ingest"]
-        console.print(
-            f"ingestion with the real model: {ri['per_s']} memories/s ({ri['n']:,} memories)"
-        )
+        line = f"ingestion with the real model ({ri['embedder']}): {ri['per_s']} memories/s"
+        if "baseline" in ri:
+            b = ri["baseline"]
+            line += f"; {b['embedder']}: {b['per_s']}/s (×{ri['speedup']})"
+        console.print(line + f" ({ri['n']:,} memories each)")
     return result
 
 

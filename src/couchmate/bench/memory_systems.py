@@ -7,8 +7,10 @@
 - mem0: the mem0ai package run locally, infer=False (no LLM), its huggingface embedder on
   the same model files, faiss vector store in a temporary folder.
 
-All systems see the same memory text per turn. Query embeddings are computed once and
-shared (search_ms excludes them) except for mem0, whose search embeds the query itself.
+All systems see the same memory text per turn. couchmate embeds with the product's default
+(the int8 model); dense and fusion with the exact float32 model, as the baselines are
+published. Query embeddings are computed once per model and shared (search_ms excludes them)
+except for mem0, whose search embeds the query itself.
 """
 
 from __future__ import annotations
@@ -261,12 +263,20 @@ class Mem0System(System):
         return [where[r["id"]] for r in out.get("results", []) if r["id"] in where]
 
 
-def make_systems(names: Sequence[str], embedder: CachingEmbedder, folder: Path) -> list[System]:
+def make_systems(
+    names: Sequence[str],
+    embedder: CachingEmbedder,
+    folder: Path,
+    *,
+    baseline_embedder: CachingEmbedder | None = None,
+) -> list[System]:
+    """couchmate uses `embedder`; dense and fusion `baseline_embedder` (default: the same)."""
+    base = baseline_embedder or embedder
     makers = {
         "couchmate": lambda: CouchmateSystem(embedder, folder),
         "bm25": Bm25System,
-        "dense": lambda: DenseSystem(embedder),
-        "fusion": lambda: FusionSystem(embedder),
+        "dense": lambda: DenseSystem(base),
+        "fusion": lambda: FusionSystem(base),
         "mem0": lambda: Mem0System(folder),
     }
     out = []

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("path")
     def path() -> None:
-        """Print where the settings file and the data folder are."""
+        """Print where the settings file, the data folder and the cache are."""
         console.print(f"config file: {config.config_file()}")
         console.print(f"data dir:    {config.data_dir()}")
+        console.print(f"cache dir:   {config.cache_dir()}  (rebuildable: the int8 model)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -146,31 +147,46 @@ class MiniLM:
             y += o2_b
             y += x
             x = _layer_norm(y, l2g, l2b)
-        x = x.reshape(b, s, self.hidden)
-        m = mask[:, :, None]
-        e = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return mean_pool(x.reshape(b, s, self.hidden), mask)
 
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
         encs = self._tok.encode_batch(texts)
-        lengths = np.array([len(e.ids) for e in encs])
-        order = np.argsort(lengths, kind="stable")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Batches hold about the same number of tokens, so long texts go in smaller batches.
-        budget = batch_size * 32
-        i = 0
-        while i < len(order):
-            j = i + 1
-            while j < len(order) and (j - i + 1) * lengths[order[j]] <= budget and j - i < 256:
-                j += 1
-            idx = order[i:j]
-            s = int(lengths[idx].max())
-            ids = np.zeros((len(idx), s), dtype=np.int64)
-            mask = np.zeros((len(idx), s), dtype=np.float32)
-            for row, k in enumerate(idx):
-                n = lengths[k]
-                ids[row, :n] = encs[k].ids
-                mask[row, :n] = 1.0
+        for idx, ids, mask in length_batches([e.ids for e in encs], batch_size):
             out[idx] = self._forward(ids, mask)
-            i = j
         return out
+
+
+def length_batches(
+    token_ids: list[list[int]], batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(row indexes, padded ids, mask) batches of texts of similar length.
+
+    Sorting by length keeps padding cheap; batches hold about the same number of tokens, so
+    long texts go in smaller batches.
+    """
+    lengths = np.array([len(t) for t in token_ids])
+    order = np.argsort(lengths, kind="stable")
+    budget = batch_size * 32
+    i = 0
+    while i < len(order):
+        j = i + 1
+        while j < len(order) and (j - i + 1) * lengths[order[j]] <= budget and j - i < 256:
+            j += 1
+        idx = order[i:j]
+        s = int(lengths[idx].max())
+        ids = np.zeros((len(idx), s), dtype=np.int64)
+        mask = np.zeros((len(idx), s), dtype=np.float32)
+        for row, k in enumerate(idx):
+            n = lengths[k]
+            ids[row, :n] = token_ids[k]
+            mask[row, :n] = 1.0
+        yield idx, ids, mask
+        i = j
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' pooling: the mask-weighted mean, L2-normalized."""
+    m = mask[:, :, None]
+    e = (hidden * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)

@@ -71,3 +71,13 @@ def test_bm25_incremental_equals_rebuilt_and_matches_the_formula():
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
         expect += qtf * idf * tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * lens[doc] / avg))
     assert abs(inc.scores(q)[doc] - expect) < 1e-4
+
+
+def test_known_topics_as_an_index_match_like_names():
+    from couchmate.memory.topics import topic_key
+
+    names = ["Hollow Knight", "Mario Kart 8", "The Bear"]
+    index = {topic_key(n): n for n in names}
+    text = "Watched The Bear, then back to hollow knight"
+    assert entities(text, known=index) == entities(text, known=names)
+    assert "hollow knight" in entities(text, known=index)

@@ -113,7 +113,7 @@ class MemoryService:
             )
         if not m.text or not m.text.strip():
             raise UserError("a memory needs text", hint="skip empty turns before remembering")
-        topics = topics_for(m.text, m.topics, self._known_topics(user_id).values())
+        topics = topics_for(m.text, m.topics, self._known_topics(user_id))
         m = replace(
             m, user_id=user_id, topics=topics, importance=float(min(1.0, max(0.0, m.importance)))
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s']")
@@ -64,8 +64,11 @@ def _entity_ok(name: str) -> bool:
     return bool(words) and not all(w.strip("'’-") in _NOT_ENTITIES for w in words)
 
 
-def entities(text: str, known: Iterable[str] = ()) -> list[str]:
+def entities(text: str, known: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
     """Entities named in `text`: quoted titles, capitalized names, and known topics it mentions.
+
+    `known` is topic names, or a mapping whose keys are already `topic_key`s (a user's
+    index: keying hundreds of names per memory would cost more than the rest).
 
     A single capitalized word counts only away from the start of a sentence, where a
     capital means a name rather than grammar.
@@ -95,12 +98,17 @@ def entities(text: str, known: Iterable[str] = ()) -> list[str]:
         if take(*m.span(1)):
             found.append(m.group(1))
     if known:
-        found.extend(mentioned(text, {topic_key(k) for k in known}))
+        keys = known.keys() if isinstance(known, Mapping) else {topic_key(k) for k in known}
+        found.extend(mentioned(text, keys))
     return [t for t in normalize_all(found) if _entity_ok(t)]
 
 
 def topics_for(
-    text: str, explicit: Iterable[str] = (), known: Iterable[str] = (), *, limit: int = 8
+    text: str,
+    explicit: Iterable[str] = (),
+    known: Iterable[str] | Mapping[str, str] = (),
+    *,
+    limit: int = 8,
 ) -> list[str]:
     """Topics to file a memory under: the explicit ones first, then entities in its text."""
     return normalize_all([*explicit, *entities(text, known)])[:limit]
@@ -110,13 +118,13 @@ def _words(text: str) -> list[str]:
     return normalize(_PUNCT.sub(" ", text)).split()
 
 
-def mentioned(text: str, known: Iterable[str] | set[str], *, max_words: int = 6) -> list[str]:
+def mentioned(text: str, known: Iterable[str], *, max_words: int = 6) -> list[str]:
     """Which of the user's known topics a query or scene names (for the retrieval boost).
 
     Looks up the text's word n-grams in the topic set, so the cost follows the length of
     the text, not the number of topics the user has.
     """
-    known_set = known if isinstance(known, set | frozenset) else set(known)
+    known_set = known if isinstance(known, Set) else set(known)
     if not known_set:
         return []
     words = _words(text)

@@ -118,6 +118,8 @@ class Bm25System(System):
     name = "bm25"
 
     def __init__(self) -> None:
+        import bm25s  # noqa: F401 — first, so that its own logging set-up comes before ours
+
         self._index: dict[str, object] = {}
         logging.getLogger("bm25s").setLevel(logging.WARNING)
 

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from couchmate.bench.memory_locomo import CATEGORIES, Conversation, load
 from couchmate.bench.memory_systems import CachingEmbedder, System, make_systems, temp_folder
-from couchmate.bench.stats import percentiles, table
+from couchmate.bench.stats import percentiles, progress, table
 from couchmate.errors import UserError
 
 KS = (1, 5, 10, 20)
@@ -63,17 +62,6 @@ def run(
             raise UserError(f"--scale wants sizes like 100000,1000000, not {scale!r}") from None
         result["scale"] = run_scale(sizes, console=console)
     return result
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def run_locomo(
@@ -118,7 +106,7 @@ def run_locomo(
         texts = [t.memory_text for c in convs for t in c.turns]
         questions = [q.text for c in convs for q in c.questions]
         models = [embedder] if exact is embedder else [embedder, exact]
-        with _progress(console) as prog:
+        with progress(console) as prog:
             task = prog.add_task(
                 "embedding turns and questions", total=(len(texts) + n_questions) * len(models)
             )
@@ -164,7 +152,7 @@ def _run_system(
     search_ms: list[float] = []
     ingest_s = 0.0
     try:
-        with _progress(console) as prog:
+        with progress(console) as prog:
             task = prog.add_task(f"{name}", total=sum(len(c.questions) for c in convs))
             for conv in convs:
                 t0 = time.perf_counter()

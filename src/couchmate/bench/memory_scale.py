@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from couchmate.bench.stats import percentiles, table
+from couchmate.bench.stats import percentiles, progress, table
 
 USER = "scale-user"
 GAMES = """Elden Ring|Hollow Knight|Celeste|Hades|Stardew Valley|Doom Eternal|Dark Souls III|
@@ -127,17 +126,6 @@ class Synth:
         return qs
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def _memories(rows, t0: float, start: int):
     from couchmate.types import Memory
 
@@ -163,7 +151,7 @@ def ingest_store(folder: Path, synth: Synth, n: int, console: Console, batch: in
     store.open_user(USER)
     t_gen = t_add = 0.0
     t0 = time.time() - n * 60.0
-    with _progress(console) as prog:
+    with progress(console) as prog:
         task = prog.add_task(f"ingest {n:,} (composed vectors)", total=n)
         for start in range(0, n, batch):
             m = min(batch, n - start)
@@ -212,7 +200,7 @@ def _ingest_with(embedder, n: int, console: Console, batch: int) -> dict:
         svc.store.open_user(USER)
         t0 = time.time() - n * 60.0
         spent = 0.0
-        with _progress(console) as prog:
+        with progress(console) as prog:
             task = prog.add_task(f"ingest {n:,} with the {embedder.name} model", total=n)
             for start in range(0, n, batch):
                 m = min(batch, n - start)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -90,3 +91,15 @@ def latency_rows(latency: Mapping[str, Mapping[str, float]]) -> list[list[Any]]:
 
 def print_table(t: Table, console: Console | None = None) -> None:
     (console or Console(stderr=True)).print(t)
+
+
+def progress(console: Console) -> Progress:
+    """A transient bar with a count and the time spent, for long benchmark steps."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )

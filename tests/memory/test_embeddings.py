@@ -142,3 +142,14 @@ def test_openai_embedder_against_a_real_llama_server(tmp_path):
         mid = svc.note("u", "the castle gate is locked")
         assert svc.recall("u", "castle gate")[0].memory.id == mid
         svc.close()
+
+
+def test_int8_model_that_drifts_falls_back_to_exact_float32(tmp_path, monkeypatch, caplog):
+    from couchmate.memory import minilm_onnx
+    from couchmate.memory.embeddings import model_path
+
+    monkeypatch.setattr(minilm_onnx, "MIN_PROBE_COSINE", 1.01)  # no int8 model can pass
+    model = minilm_onnx.OnnxMiniLM(model_path(), cache=tmp_path)
+    assert "using float32" in caplog.text
+    exact = make_embedder(MemorySettings(embedder="local-exact")).embed(TEXTS)
+    assert (model.embed(TEXTS) * exact).sum(axis=1).min() > 0.99999

@@ -174,3 +174,36 @@ def test_from_settings_opens_the_configured_store(tmp_path):
     default = MemoryService.from_settings()  # the isolated data dir of the test
     assert default.store.folder.name == "memory" and default.store.folder.exists()
     default.close()
+
+
+def test_a_fact_from_a_turn_is_neither_context_nor_a_neighbour(svc):
+    prov = {"session": "s1"}
+    first = Memory("ana", "episode", "User: beat the hydra?", provenance={**prov, "turn": 0})
+    said = Memory("ana", "episode", "User: My name is Ana.", provenance={**prov, "turn": 1})
+    fact = Memory("ana", "fact", "The user's name is Ana.", provenance={**prov, "turn": 1})
+    after = Memory("ana", "episode", "Companion: nice to meet you!", provenance={**prov, "turn": 2})
+    ids = svc.remember("ana", [first, said, fact, after])
+    stored = {m.id: m for m in svc.store.get("ana", ids)}
+    assert CONTEXT_KEY not in stored[ids[2]].data  # the fact stands alone
+    # The turn after sees the turns, not the fact that took the same turn number.
+    assert stored[ids[3]].data[CONTEXT_KEY] == f"{first.text}\n{said.text}"
+
+
+def test_a_reply_is_recalled_through_the_question_before_it(svc):
+    turns = [
+        "Companion: which boss gave you the most trouble this week?",
+        "Sam: oh, definitely that one with the three heads.",
+        "Companion: want to watch a movie later?",
+        "Sam: sure, something funny.",
+    ]
+    ids = svc.remember(
+        "sam",
+        [
+            Memory("sam", "episode", t, provenance={"session": "s1", "turn": i})
+            for i, t in enumerate(turns)
+        ],
+    )
+    hits = svc.recall("sam", "which boss was the most trouble?", k=4)
+    reply = next(h for h in hits if h.memory.id == ids[1])
+    assert reply.why["neighbours"] > 0
+    assert hits.index(reply) < next(i for i, h in enumerate(hits) if h.memory.id == ids[3])

@@ -1,8 +1,9 @@
 """Hybrid retrieval on the MemoryStore primitives, so every store ranks the same way.
 
-Candidates come from dense search, BM25 and the topic index; they are fused by weighted
-reciprocal rank, then nudged by topic match, importance and recency, and finally packed
-into a token budget with their provenance.
+Candidates come from dense search, BM25 and the topic index. Dense and BM25 scores are
+normalized within their candidate pools and summed; a conversation turn then takes a share
+of its neighbours' and its session's scores; topic match, importance and recency nudge the
+result, which is packed into a token budget with its provenance.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def _pool_normalized(
 
 
 def turn_key(m: Memory) -> tuple[str, int] | None:
+    """(session, turn) of a conversation turn; None for anything else.
+
+    A fact extracted from a turn carries that turn's provenance, but it is not the turn: it
+    must neither replace the turn's text as context nor take its place among neighbours.
+    """
+    if m.kind != "episode":
+        return None
     prov = m.provenance or {}
     session, turn = prov.get("session"), prov.get("turn")
     if session is None or session == "" or not isinstance(turn, int | float):

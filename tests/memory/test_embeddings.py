@@ -65,6 +65,8 @@ def test_int8_embedder_stays_close_to_the_exact_one_and_ranks_alike():
 def test_int8_model_is_cached_rebuilt_when_torn_and_works_without_a_cache(
     tmp_path, monkeypatch, caplog
 ):
+    import onnx
+
     from couchmate.memory import minilm_onnx
     from couchmate.memory.embeddings import model_path
 
@@ -72,6 +74,8 @@ def test_int8_model_is_cached_rebuilt_when_torn_and_works_without_a_cache(
     first = minilm_onnx.OnnxMiniLM(model_path(), cache=cache)
     files = list(cache.glob("minilm-int8-*.onnx"))
     assert len(files) == 1 and files[0].stat().st_size > 10_000_000
+    ops = {n.op_type for n in onnx.load(str(files[0])).graph.node}
+    assert "MatMulInteger" in ops and "drift" not in caplog.text  # really int8
     want = first.embed(TEXTS)
 
     def no_build(self, root, max_tokens):

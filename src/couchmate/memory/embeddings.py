@@ -11,7 +11,6 @@ OpenAI-compatible /embeddings endpoint. Nothing is downloaded.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -38,21 +37,6 @@ class Embedder(ABC):
 
     def close(self) -> None:  # noqa: B027 — optional hook
         """Release model memory or connections."""
-
-
-SMALL_BATCH = 4
-_controller: list = []
-
-
-def _one_blas_thread():
-    """A context limiting numpy's BLAS to one thread (no-op without threadpoolctl)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    if not _controller:
-        _controller.append(ThreadpoolController())
-    return _controller[0].limit(limits=1, user_api="blas")
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -87,7 +71,6 @@ class LocalEmbedder(Embedder):
             self._model = MiniLM(model_path(), max_tokens=max_tokens)
         else:
             self._model = _int8_model(max_tokens)
-        self._exact = exact
         self._batch_size = batch_size
         self._lock = threading.Lock()  # either backend already uses every core
 
@@ -95,11 +78,6 @@ class LocalEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if self._exact and len(texts) <= SMALL_BATCH:
-                # A query is a few tiny matrices: BLAS threads only add hand-offs, and on a
-                # busy CPU (a game running) they turn 9 ms into hundreds of ms at p95.
-                with _one_blas_thread():
-                    return self._model.embed(list(texts), batch_size=self._batch_size)
             return self._model.embed(list(texts), batch_size=self._batch_size)
 
 

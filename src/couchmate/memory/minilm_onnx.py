@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from couchmate.memory.minilm_numpy import MiniLM, length_batches, mean_pool
+from couchmate.memory.minilm_numpy import MiniLM, embed_with, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -178,18 +178,13 @@ class OnnxMiniLM:
     """The int8 encoder; `embed` has MiniLM's contract (L2-normalized float32 rows)."""
 
     def __init__(self, folder: str, *, max_tokens: int = 256, cache: Path | None = None):
-        from tokenizers import Tokenizer
-
         root = Path(folder)
         self.dim = int(json.loads((root / "config.json").read_text())["hidden_size"])
-        self._tok = Tokenizer.from_file(str(root / "tokenizer.json"))
-        self._tok.no_padding()
-        self._tok.enable_truncation(max_tokens)
+        self._tok = load_tokenizer(root, max_tokens)
         self._load_or_build(root, max_tokens, cache)
 
     def _load_or_build(self, root: Path, max_tokens: int, cache: Path | None) -> None:
         path = (cache / f"minilm-int8-{cache_key(root)}.onnx") if cache else None
-        model = b""
         if path is not None and path.is_file():
             try:
                 model = path.read_bytes()
@@ -230,9 +225,7 @@ class OnnxMiniLM:
         self._session = _session(model, max(1, min(4, os.cpu_count() or 1)))
 
     def embed(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-        encs = self._tok.encode_batch(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for idx, ids, mask in length_batches([e.ids for e in encs], batch_size):
-            hidden = self._session.run(["hidden"], {"ids": ids, "mask": mask})[0]
-            out[idx] = mean_pool(hidden, mask)
-        return out
+        return embed_with(self._tok, texts, self.dim, batch_size, self._hidden)
+
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._session.run(["hidden"], {"ids": ids, "mask": mask})[0]

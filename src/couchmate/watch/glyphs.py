@@ -94,11 +94,14 @@ def _blobs(mask: np.ndarray) -> list[list[int]]:
     return merged
 
 
-def segment(crop: np.ndarray) -> list[Glyph] | None:
-    """The glyphs of an RGB box, left to right; None when its ink does not look like text."""
+def segment(crop: np.ndarray, mask: np.ndarray | None = None) -> list[Glyph] | None:
+    """The glyphs of an RGB box, left to right; None when its ink does not look like text.
+
+    `mask`: the box's `ink`, when the caller has it already (the reader fingerprints it)."""
     if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
         return None
-    mask = ink(crop)
+    if mask is None:
+        mask = ink(crop)
     blobs = _blobs(mask)
     if len(blobs) > MAX_GLYPHS:
         return None

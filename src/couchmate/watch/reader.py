@@ -52,10 +52,10 @@ def fingerprint(crop: np.ndarray) -> np.ndarray:
     return crop[::step, ::step].astype(np.int16)
 
 
-def ink_print(crop: np.ndarray) -> np.ndarray:
-    """The fingerprint of a text box's ink (Otsu's split from its fill colour): a tint, or a
-    flash fading frame by frame, changes every pixel but not the ink."""
-    return fingerprint(glyph_ink(crop)[..., None].astype(np.int16) * 255)
+def ink_print(mask: np.ndarray) -> np.ndarray:
+    """The fingerprint of a text box's ink mask (`glyphs.ink`: Otsu's split from its fill
+    colour): a tint, or a flash fading frame by frame, changes every pixel but not the ink."""
+    return fingerprint(mask[..., None].astype(np.int16) * 255)
 
 
 def same_pixels(
@@ -241,7 +241,9 @@ class Reader:
             # An OCR box is fingerprinted by its ink (what differs from its background), not
             # its colours: a damage flash tinting the HUD, or a flash fading frame by frame,
             # changes every pixel but no glyph, and is not worth another (costly) look.
-            fp = ink_print(crop) if ocr_box else fingerprint(crop)
+            # The mask is kept for `segment`: computing it is most of a box's cost.
+            mask = glyph_ink(crop) if ocr_box else None
+            fp = fingerprint(crop) if mask is None else ink_print(mask)
             if self._unchanged(tr, fp, flash, frame.t):
                 self.stats.boxes_skipped += 1
                 self._observe(tr, spec, *tr.last_obs, frame, extra=tr.extra)
@@ -252,7 +254,7 @@ class Reader:
             look = looks[name] = _Look(fp, crop, flash)
             kind = spec.reader
             if ocr_box:
-                look.glyphs = segment(crop) if spec.glyph_cache else None
+                look.glyphs = segment(crop, mask) if spec.glyph_cache else None
                 known = self.glyphs.read(look.glyphs)
                 if known is not None:  # every glyph taught by OCR before: no OCR call
                     observed[name] = known

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Session:
         *,
         profile: Any = None,
         folder: Path | str | None = None,
+        audio_out: Path | str | None = None,
         record_watch: bool = True,
         mute: bool | None = None,
         backends: Any = None,
@@ -105,7 +107,8 @@ class Session:
         )
         if mind is not None:
             mind.on_cut = self._cut
-        audio_out = self.folder / "audio" if self.folder is not None else None
+        if audio_out is None and self.folder is not None:
+            audio_out = self.folder / "audio"
         self.speaker = speaker or build_speaker(settings.voice, audio_out=audio_out, mute=mute)
         self.memory = memory
         self.greet = greet
@@ -222,13 +225,24 @@ class Session:
         cut = spoken is None or spoken.cut
         audio = None
         if spoken is not None and spoken.audio is not None and spoken.audio.path is not None:
-            audio = str(Path("audio") / spoken.audio.path.name)
+            audio = self._audio_ref(spoken.audio.path)
         u = Utterance(line, start, end, cut=cut, audio=audio)
         self._utterances.append(u)
         if self._transcript is not None:
             self._transcript.add(u)
         if self._on_line is not None:
             self._on_line(u)
+
+    def _audio_ref(self, path: Path) -> str:
+        """The WAV as the transcript names it: relative to the session folder, so the folder
+        can move with its audio; a WAV folder elsewhere gets a `../` path (or an absolute one
+        where no relative path exists, e.g. another Windows drive) that still resolves."""
+        if self.folder is None:
+            return str(path)
+        try:
+            return os.path.relpath(path, self.folder)
+        except ValueError:
+            return str(path.resolve())
 
     def _cut(self, line: Line) -> None:
         """The mind wants `line` silenced now (a more urgent line pre-empts it)."""

@@ -62,7 +62,8 @@ def test_a_flag_that_does_not_apply_to_the_source_is_refused():
     assert "--region does not apply to the doom source" in r.stderr
 
 
-def test_play_answers_typed_messages():
+def test_play_answers_typed_messages_and_names_wavs_written_elsewhere(tmp_path: Path):
+    folder, wavs = tmp_path / "session", tmp_path / "wavs"
     r = couchmate(
         "play",
         "--source",
@@ -71,10 +72,20 @@ def test_play_answers_typed_messages():
         "6",
         "--mute",
         "--no-memory",
+        "--out",
+        str(folder),
+        "--audio-out",
+        str(wavs),
         stdin="what should I do?\n",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "(player_message)" in r.stdout
+    lines = [json.loads(x) for x in (folder / "transcript.jsonl").read_text().splitlines()]
+    audio = [rec["audio"] for rec in lines if rec["audio"]]
+    assert audio
+    for name in audio:
+        path = (folder / name).resolve()
+        assert path.parent == wavs.resolve() and path.is_file(), name
 
 
 @pytest.mark.server

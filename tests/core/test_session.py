@@ -104,3 +104,23 @@ def test_the_player_is_answered_at_once_without_a_model(tmp_path: Path):
     assert answers, [u.line.text for u in report.utterances]
     ms = answers[0].line.timing.span_ms("evented", "first_audio")
     assert ms is not None and ms < 1500  # reflex answer; generous bound on a loaded machine
+
+
+def test_wavs_written_outside_the_session_folder_are_named_so_they_resolve(tmp_path: Path):
+    folder, wavs = tmp_path / "session", tmp_path / "elsewhere" / "wavs"
+
+    async def go():
+        source = DoomSource(realtime=True, seed=0)
+        async with Session(
+            Settings(), source, folder=folder, audio_out=wavs, mute=True, record_watch=False
+        ) as session:
+            return await session.run(seconds=3)
+
+    asyncio.run(go())
+    lines = [json.loads(x) for x in (folder / "transcript.jsonl").read_text().splitlines()]
+    audio = [rec["audio"] for rec in lines if rec["audio"]]
+    assert audio, "the greeting at least is written"
+    assert not (folder / "audio").exists()
+    for name in audio:
+        path = (folder / name).resolve()
+        assert path.parent == wavs.resolve() and path.is_file(), name

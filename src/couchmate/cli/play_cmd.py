@@ -97,7 +97,6 @@ async def _play(
     from couchmate.models.backends import Backends
     from couchmate.session import Session
     from couchmate.sources.base import open_source_checked
-    from couchmate.voice.build import build_speaker
 
     settings = config.load().settings
     if talkativeness is not None:
@@ -106,16 +105,15 @@ async def _play(
     source = open_source_checked(spec, {"max_pixels": settings.watch.max_pixels}, **options)
     backends = Backends.from_settings(settings)
     memory = await _memory_slot(settings, backends) if use_memory else None
-    wav_dir = audio_out or (folder / "audio" if folder is not None else None)
-    speaker = build_speaker(settings.voice, audio_out=wav_dir, mute=mute)
     session = Session(
         settings,
         source,
         profile=profile,
         folder=folder,
+        audio_out=audio_out,
+        mute=mute,
         backends=backends,
         memory=memory,
-        speaker=speaker,
     )
     view = _TranscriptView(session)
     listener = None

@@ -18,6 +18,7 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from couchmate.types import Frame
+from couchmate.watch.digits import foreground
 from couchmate.watch.ocr import Ocr, shared_ocr
 from couchmate.watch.profile import (
     GENERIC,
@@ -36,9 +37,8 @@ WORD_MATCH = 0.75  # OCR reads Doom's "ARMS" as "ARHS": close counts
 def color_passes(img: np.ndarray, check: ColorCheck, profile: Profile) -> bool:
     h, w = img.shape[:2]
     x0, y0, x1, y1 = profile.pixels(check.region, w, h)
-    sub = img[y0:y1, x0:x1].astype(np.int16)
-    d = np.abs(sub - np.array(check.rgb, np.int16)).sum(axis=-1)
-    return float((d <= check.tolerance).mean()) >= check.min_fraction
+    near = foreground(img[y0:y1, x0:x1], [check.rgb], check.tolerance)
+    return float(near.mean()) >= check.min_fraction
 
 
 def word_matches(text: str, words: list[str]) -> bool:

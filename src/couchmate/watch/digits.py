@@ -62,11 +62,17 @@ def font_names() -> list[str]:
     return sorted(load_fonts())
 
 
-def foreground(crop: np.ndarray, fg: list[tuple[int, int, int]], tolerance: int) -> np.ndarray:
-    """Boolean mask of glyph pixels: near one of `fg`, or (no `fg`) unlike the background.
+def background(crop: np.ndarray) -> np.ndarray:
+    """The crop's most common colour (int16 RGB), which for a HUD box is its fill."""
+    flat = crop.reshape(-1, 3)
+    keys = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
+    vals, counts = np.unique(keys, return_counts=True)
+    k = int(vals[counts.argmax()])
+    return np.array([(k >> 16) & 255, (k >> 8) & 255, k & 255], np.int16)
 
-    The background is the crop's most common colour, which for a HUD box is its fill.
-    """
+
+def foreground(crop: np.ndarray, fg: list[tuple[int, int, int]], tolerance: int) -> np.ndarray:
+    """Boolean mask of glyph pixels: near one of `fg`, or (no `fg`) unlike the `background`."""
     px = crop.astype(np.int16)
     if fg:
         mask = np.zeros(crop.shape[:2], bool)
@@ -74,12 +80,7 @@ def foreground(crop: np.ndarray, fg: list[tuple[int, int, int]], tolerance: int)
             d = np.abs(px - np.array(c, np.int16)).sum(axis=2)
             mask |= d <= tolerance
         return mask
-    flat = crop.reshape(-1, 3)
-    keys = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
-    vals, counts = np.unique(keys, return_counts=True)
-    k = int(vals[counts.argmax()])
-    bg = np.array([(k >> 16) & 255, (k >> 8) & 255, k & 255], np.int16)
-    return np.abs(px - bg).sum(axis=2) > tolerance
+    return np.abs(px - background(crop)).sum(axis=2) > tolerance
 
 
 def close_interlace(mask: np.ndarray) -> np.ndarray:

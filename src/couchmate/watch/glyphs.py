@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from couchmate.watch.digits import background
+
 GLYPH_SHAPE = (16, 10)  # rows, cols of a described glyph
 _OUTSIDE = -3.0  # the descriptor's level outside the ink
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
@@ -51,17 +53,9 @@ class Glyph:
     aspect: float  # width / height
 
 
-def _background(crop: np.ndarray) -> np.ndarray:
-    flat = crop.reshape(-1, 3)
-    keys = (flat[:, 0].astype(np.int32) << 16) | (flat[:, 1].astype(np.int32) << 8) | flat[:, 2]
-    vals, counts = np.unique(keys, return_counts=True)
-    k = int(vals[counts.argmax()])
-    return np.array([(k >> 16) & 255, (k >> 8) & 255, k & 255], np.int16)
-
-
 def ink(crop: np.ndarray) -> np.ndarray:
     """Boolean mask of the box's ink: far (Otsu's threshold) from its most common colour."""
-    d = np.abs(crop.astype(np.int16) - _background(crop)).sum(axis=2)
+    d = np.abs(crop.astype(np.int16) - background(crop)).sum(axis=2)
     d8 = np.clip(d, 0, 255).astype(np.uint8)
     t, _ = cv2.threshold(d8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     return d8 > max(t, MIN_INK_DISTANCE)

@@ -196,7 +196,8 @@ def _field_accuracy(
             n += 1
             reading = st.fields.get(name)
             if reading is None:
-                misses.append({"frame": st.frame_index, "read": "<missing>", "truth": want})
+                if len(misses) < MAX_MISSES:
+                    misses.append({"frame": st.frame_index, "read": "<missing>", "truth": want})
                 continue
             hits_now += int(reading.value == want)
             seen_i, seen = by_time.get(reading.t, (st.frame_index, None))
@@ -422,7 +423,7 @@ async def _run(
     }
     if baseline:
         result["baseline"] = await _baseline(
-            family, profile, keyframes, truth, fields, expected, tolerance_s, inner.name
+            family, profile, keyframes, truth, fields, expected, tolerance_s, t0, inner.name
         )
         ours_p50 = result["latency_ms"]["capture_to_state"]["p50"]
         base_p50 = result["baseline"]["latency_ms"]["capture_to_state"]["p50"]
@@ -460,6 +461,7 @@ async def _baseline(
     fields: list[str],
     expected: list[Event],
     tolerance_s: float,
+    t0: float,
     name: str,
 ) -> dict[str, Any]:
     pipeline = WatchPipeline(
@@ -479,7 +481,7 @@ async def _baseline(
         "keyframes": len(keyframes),
         "states": len(states),
         "fields": _field_accuracy(states, truth, fields),
-        "events": _event_scores(events, expected, tolerance_s, min(t for t, _ in truth.values())),
+        "events": _event_scores(events, expected, tolerance_s, t0),
         "latency_ms": _latency(states, events),
         "dropped": stats.dropped_total,
         "reader_errors": stats.reader_errors,

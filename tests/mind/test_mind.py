@@ -186,3 +186,38 @@ def test_run_voice_plays_one_line_at_a_time_and_cuts_for_a_more_urgent_one():
         ("done", "death"),
     ]
     assert mind.director.stats.cut == 1
+
+
+class RecordingMemory:
+    """A memory that remembers nothing but notes the budget each recall asked for."""
+
+    def __init__(self):
+        self.budgets: list[int] = []
+
+    async def recall(self, user_id, query, topics, budget_tokens):
+        from couchmate.mind.memory_slot import Recollection
+
+        self.budgets.append(budget_tokens)
+        return Recollection()
+
+    async def record(self, user_id, happening):
+        return None
+
+
+def test_the_memory_token_budget_setting_sizes_every_recall():
+    settings = Settings()
+    settings.memory.token_budget = 123
+    memory = RecordingMemory()
+
+    async def main():
+        offline = Mind.from_settings(settings, memory=memory)
+        [ln async for ln in offline.on_player_message("what is my name?")]
+        backend = refused_backend()  # the prompt for the model recalls before the call fails
+        prompted = Mind.from_settings(settings, memory=memory, backends={"fast": backend})
+        [ln async for ln in prompted.on_player_message("what is my name?")]
+        for mind in (offline, prompted):
+            await mind.aclose()
+        await backend.aclose()
+
+    asyncio.run(main())
+    assert memory.budgets == [123, 123]

@@ -121,6 +121,7 @@ class Mind:
     ) -> Mind:
         p = settings.persona
         persona = book.get(p.name) if book is not None else load_persona(p.name)
+        kwargs.setdefault("memory_tokens", settings.memory.token_budget)
         return cls(
             persona,
             lang=p.language or settings.user.language,

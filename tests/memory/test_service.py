@@ -11,7 +11,7 @@ from couchmate.config import MemorySettings
 from couchmate.errors import UserError
 from couchmate.memory.embedded_store import EmbeddedStore
 from couchmate.memory.embeddings import make_embedder
-from couchmate.memory.retrieval import estimate_tokens, pack
+from couchmate.memory.retrieval import estimate_tokens, pack_hits
 from couchmate.memory.service import MemoryService
 from couchmate.memory.store import CONTEXT_KEY
 from couchmate.types import Memory
@@ -143,7 +143,7 @@ def test_pack_fits_the_budget_and_keeps_provenance(svc):
         ],
     )
     hits = svc.recall("sam", "something detailed", k=30)
-    text = pack(hits, 120)
+    text, _ = pack_hits(hits, 120)
     assert estimate_tokens(text) <= 120 and text
     for line in text.splitlines():
         assert line.startswith("- [episode, ") and "session s9" in line

@@ -168,19 +168,24 @@ def test_build_slot_follows_the_settings(tmp_path):
     s.memory.path = str(tmp_path / "mem")
     role = ModelRole(base_url="http://127.0.0.1:9/v1", model="m")
     backend = ChatBackend("smart", role)
+    opened = []
+
+    def build(**kw):
+        opened.append(build_slot(s, **kw))
+        return opened[-1]
+
     try:
-        auto_without = build_slot(s)
-        assert isinstance(auto_without.extractor, RuleExtractor)
-        auto_with = build_slot(s, model=backend)
+        assert isinstance(build().extractor, RuleExtractor)
+        auto_with = build(model=backend)
         assert isinstance(auto_with.extractor, ModelExtractor)
         s.memory.extractor = "rules"
-        assert isinstance(build_slot(s, model=backend).extractor, RuleExtractor)
+        assert isinstance(build(model=backend).extractor, RuleExtractor)
         s.memory.extractor = "model"
         with pytest.raises(ConfigError):
-            build_slot(s)
+            build()
         auto_with.service.note("ana", "kept on disk", kind="fact")
         assert (tmp_path / "mem" / "memories.sqlite3").exists()
     finally:
         asyncio.run(backend.aclose())
-        for slot in (auto_without, auto_with):
+        for slot in opened:
             slot.service.close()

@@ -2,7 +2,7 @@
 
 Fills a PostgreSQL database (a throwaway local server unless `url` is given) with `n`
 synthetic memories per user for several users, embedded with the real all-MiniLM-L6-v2
-model (the project's numpy embedder), then times each retrieval primitive of
+model (the project's default local embedder), then times each retrieval primitive of
 PostgresStore over `queries` queries. The baseline, side by side in the same process and
 database, is an exact nearest-neighbour query (index scans off), which also gives HNSW's
 recall@k. The planner may prefer the exact path for small users; the plan it chose for the
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from couchmate.bench.stats import percentiles, table
+from couchmate.bench.stats import latency_rows, percentiles, table
 from couchmate.memory.postgres_store import PostgresStore, _vec_literal
 from couchmate.types import Memory
 
@@ -183,7 +183,7 @@ def _run(
         table(
             f"PostgresStore, {n} memories × {users} users, {queries} queries, k={k}",
             ["operation", "p50 ms", "p95 ms", "max ms", "n"],
-            [(name, r["p50"], r["p95"], r["max"], r["n"]) for name, r in rows_out.items()],
+            latency_rows(rows_out),
         )
     )
     console.print(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -352,7 +353,7 @@ def run_scale(
                     r["query_embed_ms"]["p50"],
                 ]
             )
-            shutil_rmtree(folder)
+            shutil.rmtree(folder, ignore_errors=True)
     if real_n:
         result["real_ingest"] = real_ingest(real_n, console)
     console.print(
@@ -380,12 +381,6 @@ def run_scale(
             line += f"; {b['embedder']}: {b['per_s']}/s (×{ri['speedup']})"
         console.print(line + f" ({ri['n']:,} memories each)")
     return result
-
-
-def shutil_rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

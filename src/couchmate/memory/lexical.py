@@ -9,6 +9,7 @@ never change this user's scores.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -63,16 +64,7 @@ def stem(w: str) -> str:
     return w
 
 
-_STEMS: dict[str, str] = {}
-
-
-def _stem_cached(w: str) -> str:
-    s = _STEMS.get(w)
-    if s is None:
-        if len(_STEMS) > 500_000:
-            _STEMS.clear()
-        s = _STEMS[w] = stem(w)
-    return s
+_stem_cached = functools.lru_cache(maxsize=500_000)(stem)
 
 
 def tokens(text: str) -> list[str]:

@@ -197,8 +197,3 @@ def pack_hits(hits: Sequence[Hit], budget_tokens: int) -> tuple[str, list[Hit]]:
         used_hits.append(h)
         used += cost
     return "\n".join(lines), used_hits
-
-
-def pack(hits: Sequence[Hit], budget_tokens: int) -> str:
-    """Prompt text for the best hits within the budget, one line each with provenance."""
-    return pack_hits(hits, budget_tokens)[0]

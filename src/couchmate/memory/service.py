@@ -205,7 +205,7 @@ class MemoryService:
             raise UserError("a memory call needs a user id", hint="pass the user's id (user.id)")
         wanted = normalize_all(topics or [])
         known = self._known_topics(user_id)
-        wanted += [known[g] for g in mentioned(query, set(known)) if known[g] not in wanted]
+        wanted += [known[g] for g in mentioned(query, known.keys()) if known[g] not in wanted]
         hits = self.retriever.search(
             user_id, query, vector, topics=wanted, kinds=kinds, k=k, now=now
         )

@@ -52,10 +52,11 @@ class VectorIndex:
             self._to_ivf(self._mat[: self.n])
 
     def _to_ivf(self, data: np.ndarray) -> None:
-        # 1024 lists whatever the size at the switch: a user who grows to a million
-        # memories has ~1000 per list and a query scans nprobe of them (~3% of the data).
+        # About 1000 lists (one per 20 memories at the default switch, at most NLIST): a
+        # user who grows to a million memories has ~1000 per list and a query scans nprobe
+        # of them (~3% of the data). A lower switch threshold gives fewer lists.
         n = len(data)
-        nlist = min(NLIST, max(16, n // 20))  # fewer lists only when switched early (tests)
+        nlist = min(NLIST, max(16, n // 20))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFScalarQuantizer(
             quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT

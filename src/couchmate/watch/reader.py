@@ -250,7 +250,6 @@ class Reader:
                 continue
             if frame.t - tr.last_read_t < spec.min_interval_s:
                 continue
-            self.stats.boxes_read += 1
             look = looks[name] = _Look(fp, crop, flash)
             kind = spec.reader
             if ocr_box:
@@ -262,10 +261,13 @@ class Reader:
                     kind = "glyphs"
                 else:
                     look.ocr = True
-                    (flashed if flash else plain).append(name)
+                    if flash:  # counted below, if this frame's budget reaches it
+                        flashed.append(name)
+                        continue
+                    plain.append(name)
             else:
                 observed[name] = self._single[spec.reader](crop, spec)
-            self.stats.per_kind[kind] = self.stats.per_kind.get(kind, 0) + 1
+            self._count(kind)
         if plain:
             crops = [self._padded(looks[n].crop, self.profile.fields[n]) for n in plain]
             results = self.ocr.recognize(crops)
@@ -276,9 +278,9 @@ class Reader:
         budget = FLASH_LOOKS
         for n in sorted(flashed, key=lambda n: self._tracks[n].last_read_t):
             if budget <= 0:
-                self.stats.boxes_read -= 1
                 del looks[n]
                 continue
+            self._count("ocr")
             spec, tr = self.profile.fields[n], self._tracks[n]
             text, score, used = self._read_flashed(looks[n], spec, tr)
             observed[n] = (text, score)
@@ -305,6 +307,10 @@ class Reader:
             frame_index=frame.index,
             timing=frame.timing.copy(),
         )
+
+    def _count(self, kind: str) -> None:
+        self.stats.boxes_read += 1
+        self.stats.per_kind[kind] = self.stats.per_kind.get(kind, 0) + 1
 
     def _unchanged(self, tr: _Track, fp: np.ndarray, flash: bool, t: float) -> bool:
         """The box shows what it showed at the last read: that reading stands."""

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from couchmate import config
-from couchmate.cli.common import console
+from couchmate.cli.common import console, remote_endpoints
 
 
 def register(app: typer.Typer) -> None:
@@ -25,13 +25,11 @@ def register(app: typer.Typer) -> None:
             shown = "" if value is None else str(value)
             table.add_row(key, shown, origin)
         console.print(table)
-        for role in ("fast", "smart"):
-            r = getattr(loaded.settings.models, role)
-            if r.remote:
-                console.print(
-                    f"[yellow]privacy:[/yellow] the {role} model is remote "
-                    f"({r.resolved().base_url}); screen images and chat go there."
-                )
+        for e in remote_endpoints(loaded.settings):
+            console.print(
+                f"[yellow]privacy:[/yellow] {e.name} is remote ({e.url}); {e.sends} go there.",
+                highlight=False,
+            )
 
     @sub.command("path")
     def path() -> None:

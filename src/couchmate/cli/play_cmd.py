@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from couchmate.cli.common import console, err_console
+from couchmate.cli.common import console, err_console, remote_endpoints
 
 DEMO_SECONDS = 60.0
 
@@ -101,7 +101,7 @@ async def _play(
     settings = config.load().settings
     if talkativeness is not None:
         settings.persona.talkativeness = talkativeness
-    _privacy_notice(settings)
+    _privacy_notice(settings, memory=use_memory)
     source = open_source_checked(spec, {"max_pixels": settings.watch.max_pixels}, **options)
     backends = Backends.from_settings(settings)
     memory = await _memory_slot(settings, backends) if use_memory else None
@@ -231,15 +231,13 @@ async def _memory_slot(settings: Any, backends: Any) -> Any:
         return None
 
 
-def _privacy_notice(settings: Any) -> None:
-    remote = [
-        f"{name} → {role.resolved().base_url}"
-        for name in ("fast", "smart")
-        if (role := getattr(settings.models, name)).enabled and role.remote
-    ]
+def _privacy_notice(settings: Any, *, memory: bool) -> None:
+    remote = remote_endpoints(settings, memory=memory)
     if remote:
         err_console.print(
-            "[yellow]privacy:[/yellow] keyframes and chat go to remote models: " + "; ".join(remote)
+            "[yellow]privacy:[/yellow] data leaves this machine: "
+            + "; ".join(f"{e.sends} → {e.name} ({e.url})" for e in remote),
+            highlight=False,
         )
     else:
         err_console.print("[dim]privacy: everything stays on this machine[/dim]")

@@ -125,7 +125,7 @@ class MemorySettings(_Section):
     store: str = "embedded"
     path: str = ""  # embedded store folder; empty: the user's data dir
     url: str = ""  # postgresql://... for the postgres store
-    embedder: Literal["local", "local-exact", "openai"] = "local"
+    embedder: str = "local"  # local (int8), local-exact, openai, or a plugin's name
     embed_base_url: str = ""
     embed_model: str = ""
     embed_api_key_env: str = ""

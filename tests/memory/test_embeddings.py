@@ -9,7 +9,7 @@ import pytest
 
 from couchmate.config import MemorySettings
 from couchmate.errors import ModelError, UserError
-from couchmate.memory.embeddings import EMBEDDERS, OpenAIEmbedder, make_embedder
+from couchmate.memory.embeddings import OpenAIEmbedder, make_embedder
 
 TEXTS = [
     "Caroline: I went to a LGBTQ support group yesterday and it was so powerful.",
@@ -99,8 +99,8 @@ def test_int8_model_is_cached_rebuilt_when_torn_and_works_without_a_cache(
 
 
 def test_unknown_embedder_and_missing_endpoint_settings():
-    with pytest.raises(UserError):
-        EMBEDDERS.get("nope")
+    with pytest.raises(UserError, match="nope"):
+        make_embedder(MemorySettings(embedder="nope"))  # settings accept plugin names
     with pytest.raises(UserError):
         make_embedder(MemorySettings(embedder="openai"))
 

@@ -55,7 +55,9 @@ def register(app: typer.Typer) -> None:
     def demo(
         seconds: float = typer.Option(DEMO_SECONDS, "--seconds", help="How long to play."),
         out: Path = typer.Option(None, "--out", help="Session folder (default: out/demo-TIME)."),
-        mute: bool = typer.Option(False, "--mute", help="No sound (WAVs are still written)."),
+        mute: bool = typer.Option(
+            None, "--mute/--speak", help="No sound (WAVs are still written); default: voice.mute."
+        ),
         source: str = typer.Option("doom", "--source", "-s", help="What the companion watches."),
         talkativeness: int = typer.Option(None, min=0, max=3, help="0 silent … 3 chatty."),
     ) -> None:

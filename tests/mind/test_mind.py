@@ -9,6 +9,7 @@ import time
 import pytest
 
 from couchmate.config import ModelRole, Settings
+from couchmate.mind.memory_slot import Recollection
 from couchmate.mind.mind import Mind
 from couchmate.mind.persona import load_persona
 from couchmate.mind.prompt import Identity
@@ -189,16 +190,16 @@ def test_run_voice_plays_one_line_at_a_time_and_cuts_for_a_more_urgent_one():
 
 
 class RecordingMemory:
-    """A memory that remembers nothing but notes the budget each recall asked for."""
+    """A memory that recalls the same `facts` for any query and notes each recall's budget."""
 
-    def __init__(self):
+    def __init__(self, *facts: str):
+        self.facts = facts
         self.budgets: list[int] = []
 
     async def recall(self, user_id, query, topics, budget_tokens):
-        from couchmate.mind.memory_slot import Recollection
-
         self.budgets.append(budget_tokens)
-        return Recollection()
+        sources = [{"kind": "fact", "text": f, "similarity": 0.9} for f in self.facts]
+        return Recollection(" ".join(self.facts), sources)
 
     async def record(self, user_id, happening):
         return None
@@ -220,4 +221,22 @@ def test_the_memory_token_budget_setting_sizes_every_recall():
         await backend.aclose()
 
     asyncio.run(main())
-    assert memory.budgets == [123, 123]
+    # offline: the offline answer; prompted: the model's prompt, then the offline answer
+    assert memory.budgets == [123, 123, 123]
+
+
+def test_when_every_model_fails_a_question_is_still_answered_from_memory():
+    async def main():
+        backend = refused_backend()
+        memory = RecordingMemory("The user's name is Alex.")
+        mind = Mind(load_persona("sunny"), backends={"fast": backend}, memory=memory)
+        asked = [ln async for ln in mind.on_player_message("what is my name?")]
+        told = [ln async for ln in mind.on_player_message("I like the shotgun")]
+        await mind.aclose()
+        await backend.aclose()
+        return asked, told, mind
+
+    asked, told, mind = asyncio.run(main())
+    assert "models failed" in asked[-1].reason and "Alex" in asked[-1].text, asked[-1].text
+    assert "models failed" in told[-1].reason
+    assert told[-1].text in texts("sunny", "noted", "en")

@@ -459,9 +459,12 @@ class Mind:
                 self._said(" ".join(pieces), moment)
                 return
         if not fallback_said:
-            kind = "fallback_answer" if moment.kind == "player_message" else moment.kind
+            kind, extra = moment.kind, {}
+            if moment.kind == "player_message":
+                # The same answer the player gets with no model at all, memory included.
+                kind, extra = await self._offline_answer(moment.question)
             reason = decision.reason + "; models failed: reflex"
-            line = self._reflex_line(moment, decision, kind)
+            line = self._reflex_line(moment, decision, kind, extra)
             if line is not None:
                 line.reason = reason
                 yield line

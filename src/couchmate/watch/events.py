@@ -117,10 +117,8 @@ class EventEngine:
         self._last_fired: dict[str, float] = {}
         # recent changes of guard fields, for `guard_for_s`: field → [(t, before, after)]
         self._memory_s = max((r.guard_for_s for r in profile.rules.values()), default=0.0)
-        self._guarded = {f for r in profile.rules.values() if r.guard_for_s for f in r.guard}
-        self._changes: dict[str, deque[tuple[float, Any, Any]]] = {
-            f: deque() for f in self._guarded
-        }
+        guarded = {f for r in profile.rules.values() if r.guard_for_s for f in r.guard}
+        self._changes: dict[str, deque[tuple[float, Any, Any]]] = {f: deque() for f in guarded}
 
     def reset(self) -> None:
         self._prev.clear()

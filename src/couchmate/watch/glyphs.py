@@ -204,6 +204,3 @@ class GlyphCache:
             self.entries.sort(key=lambda e: -e.taught)
             del self.entries[self.max_entries :]
         return True
-
-    def clear(self) -> None:
-        self.entries.clear()

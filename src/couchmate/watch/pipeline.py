@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from couchmate.config import WatchSettings
-from couchmate.errors import CouchmateError, SourceError, UserError
+from couchmate.errors import CouchmateError, SourceError
 from couchmate.sources.base import Source
 from couchmate.types import Event, Frame, GameState, now
 from couchmate.watch.clip import ClipBuffer
@@ -476,15 +476,8 @@ class WatchPipeline:
 
     async def _detect(self, frame: Frame) -> None:
         self._redetect = False
-        try:
-            from couchmate.watch.detect import detect_profile
-        except ImportError as e:
-            if self.profile is not None:
-                return
-            raise UserError(
-                f"cannot detect the game on {self.source.name!r}: {e}",
-                hint="name the game's profile (--profile NAME)",
-            ) from e
+        from couchmate.watch.detect import detect_profile
+
         try:
             profile = await self._in_reader(detect_profile, frame)
         except Exception as e:

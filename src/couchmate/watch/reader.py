@@ -75,10 +75,6 @@ def same_pixels(
 UNREADABLE: Any = object()
 
 
-def _same(a: Any, b: Any) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and a == b)
-
-
 # A full-screen flash (Doom's red death and damage palettes, the yellow pickup flash)
 # squeezes a HUD box into a few shades of one colour: grey spread under LOW_CONTRAST. The
 # glyph cache reads such a box as well as any other; when it cannot, OCR looks at the box
@@ -246,7 +242,7 @@ class Reader:
             fp = fingerprint(crop) if mask is None else ink_print(mask)
             if self._unchanged(tr, fp, flash, frame.t):
                 self.stats.boxes_skipped += 1
-                self._observe(tr, spec, *tr.last_obs, frame, extra=tr.extra)
+                self._observe(tr, spec, *tr.last_obs, frame)
                 continue
             if frame.t - tr.last_read_t < spec.min_interval_s:
                 continue
@@ -298,7 +294,7 @@ class Reader:
             tr.last_read_t = frame.t
             tr.flashed = look.flash
             tr.extra = int(ocr_flash)
-            self._observe(tr, spec, value, conf, text, frame, extra=tr.extra)
+            self._observe(tr, spec, value, conf, text, frame)
         frame.timing.mark("read")
         return GameState(
             game=self.profile.name,
@@ -383,9 +379,8 @@ class Reader:
         conf: float,
         raw: str,
         frame: Frame,
-        extra: int = 0,
     ) -> None:
-        """One look at a field. `extra`: further agreeing frames this look needs (flashed)."""
+        """One look at a field; `tr.extra` says how many further agreeing frames it needs."""
         if value is UNREADABLE:
             # keep what we know, confirm nothing; but a box with something in it that
             # cannot be read makes the old value less certain the longer it lasts
@@ -403,18 +398,18 @@ class Reader:
             return  # the same frame twice confirms nothing
         tr.last_obs_frame = key
         c = tr.committed
-        if c is not None and _same(c.value, value):
+        if c is not None and c.value == value:
             # a new object: states handed out earlier keep their own readings
             tr.committed = FieldReading(value, conf, frame.t, raw)
             tr.cand_count = 0
             return
-        if tr.cand_count and _same(tr.cand_value, value):
+        if tr.cand_count and tr.cand_value == value:
             tr.cand_count += 1
             tr.cand_conf = min(tr.cand_conf, conf)
         else:
             tr.cand_value, tr.cand_count, tr.cand_conf, tr.cand_raw = value, 1, conf, raw
             tr.cand_need = spec.confirm
-        tr.cand_need = max(tr.cand_need, spec.confirm + extra)
+        tr.cand_need = max(tr.cand_need, spec.confirm + tr.extra)
         if tr.cand_count >= tr.cand_need:
             tr.committed = FieldReading(value=value, confidence=tr.cand_conf, t=frame.t, raw=raw)
             tr.cand_count = 0

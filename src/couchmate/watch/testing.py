@@ -4,7 +4,7 @@ Synchronous and deterministic (seeded), unlike the paced sources in couchmate.so
 a test wants "300 frames of Doom" quickly, not a live stream. Truth is taken the way the
 HUD shows it. ZDoom draws the status bar from the previous tic's values, so each Doom
 frame's truth is read one tic before the frame is rendered; the small ammo table, though,
-shows the current tic (`truth["now"]` has every value of the current tic).
+shows the current tic.
 
 Doom truth keys: health (clamped at 0, as the HUD shows), armor, ammo (None when the AMMO
 box is blank: fist/chainsaw), bullets, shells, rockets, cells, frags, weapon, dead,
@@ -136,7 +136,6 @@ def doom_frames(
             # ...but the small ammo table is drawn from this tic's values
             now = _doom_truth([g.get_game_variable(v) for v in variables], hud, False)
             truth.update({k: now[k] for k in ("bullets", "shells", "rockets", "cells")})
-            truth["now"] = now
             yield Frame(
                 image=state.screen_buffer,
                 t=t0 + i * tics / 35.0,

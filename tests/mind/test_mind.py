@@ -240,3 +240,16 @@ def test_when_every_model_fails_a_question_is_still_answered_from_memory():
     assert "models failed" in asked[-1].reason and "Alex" in asked[-1].text, asked[-1].text
     assert "models failed" in told[-1].reason
     assert told[-1].text in texts("sunny", "noted", "en")
+
+
+def test_without_memory_a_statement_gets_no_promise_to_remember_it():
+    async def main(memory):
+        mind = Mind(load_persona("sunny"), memory=memory)
+        return [ln async for ln in mind.on_player_message("my name is Alex")]
+
+    forgetful = asyncio.run(main(None))
+    assert len(forgetful) == 1
+    assert forgetful[0].text in texts("sunny", "fallback_answer", "en")
+    assert forgetful[0].text not in texts("sunny", "noted", "en")
+    remembering = asyncio.run(main(RecordingMemory()))
+    assert remembering[0].text in texts("sunny", "noted", "en")

@@ -348,6 +348,10 @@ class Mind:
         """No model can answer: acknowledge a statement; answer a question from memory
         when a remembered fact fits; else the persona's honest fallback."""
         if not is_question(text):
+            # "noted" lines promise to remember; with no memory nothing is kept, and the
+            # personas have no neutral acknowledgement, so the honest fallback it is.
+            if isinstance(self.memory, NoMemory):
+                return "fallback_answer", {}
             return "noted", {}
         if self.lang == "en":
             try:

@@ -253,3 +253,39 @@ def test_without_memory_a_statement_gets_no_promise_to_remember_it():
     assert forgetful[0].text not in texts("sunny", "noted", "en")
     remembering = asyncio.run(main(RecordingMemory()))
     assert remembering[0].text in texts("sunny", "noted", "en")
+
+
+class StuckMemory(RecordingMemory):
+    """Recall hangs (a store that went away) or raises."""
+
+    def __init__(self, fail: bool):
+        super().__init__()
+        self.fail = fail
+
+    async def recall(self, user_id, query, topics, budget_tokens):
+        if self.fail:
+            raise RuntimeError("store is down")
+        await asyncio.sleep(60)
+
+
+@pytest.mark.parametrize("fail", [True, False])
+def test_a_hung_or_broken_memory_neither_holds_up_nor_breaks_an_answer(fail):
+    async def main():
+        backend = refused_backend()
+        offline = Mind(load_persona("sunny"), memory=StuckMemory(fail))
+        prompted = Mind(load_persona("sunny"), memory=StuckMemory(fail), backends={"fast": backend})
+        t0 = time.monotonic()
+        answers = [
+            [ln async for ln in mind.on_player_message("what is my name?")]
+            for mind in (offline, prompted)
+        ]
+        took = time.monotonic() - t0
+        for mind in (offline, prompted):
+            await mind.aclose()
+        await backend.aclose()
+        return answers, took
+
+    answers, took = asyncio.run(main())
+    assert took < 2.5
+    for lines in answers:
+        assert lines[-1].text in texts("sunny", "fallback_answer", "en")

@@ -29,7 +29,7 @@ from couchmate.errors import ModelError
 from couchmate.mind.backends import ClipLike, ModelBackend, backend_map, backend_views
 from couchmate.mind.dialogue import Conversation, stream_reply, task_for
 from couchmate.mind.director import Director, DirectorPolicy
-from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory
+from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory, Recollection
 from couchmate.mind.moments import (
     Moment,
     line_kind,
@@ -354,17 +354,22 @@ class Mind:
                 return "fallback_answer", {}
             return "noted", {}
         if self.lang == "en":
-            try:
-                async with asyncio.timeout(self.memory_timeout_s):
-                    rec = await self.memory.recall(self.user.id, text, [], self.memory_tokens)
-                note = remembered_note(rec.sources)
-                if note:
-                    return "remembered", {"memory": note}
-            except TimeoutError:
-                log.info("memory recall too slow for an offline answer")
-            except Exception:
-                log.exception("memory recall failed; answering without it")
+            note = remembered_note((await self._recall(text, [])).sources)
+            if note:
+                return "remembered", {"memory": note}
         return "fallback_answer", {}
+
+    async def _recall(self, query: str, topics: list[str]) -> Recollection:
+        """What memory holds for `query`, or nothing: a slow or broken memory must not hold
+        up nor break the answer."""
+        try:
+            async with asyncio.timeout(self.memory_timeout_s):
+                return await self.memory.recall(self.user.id, query, topics, self.memory_tokens)
+        except TimeoutError:
+            log.info("memory recall took over %.2fs; answering without it", self.memory_timeout_s)
+        except Exception:
+            log.exception("memory recall failed; answering without it")
+        return Recollection()
 
     def _reflex_line(
         self, moment: Moment, decision: Decision, kind: str, extra: dict[str, str] | None = None
@@ -478,17 +483,9 @@ class Mind:
         self._record(Happening("companion_turn", text, provenance={"moment": moment.kind}))
 
     async def _prompt(self, moment: Moment, decision: Decision, said_first: str) -> Any:
-        memory = ""
         query = moment.question or moment.kind
         topics = [self.state.game] if self.state is not None and self.state.game else []
-        try:
-            async with asyncio.timeout(self.memory_timeout_s):
-                rec = await self.memory.recall(self.user.id, query, topics, self.memory_tokens)
-                memory = rec.text
-        except TimeoutError:
-            log.info("memory recall took over %.2fs; answering without it", self.memory_timeout_s)
-        except Exception:
-            log.exception("memory recall failed; answering without it")
+        memory = (await self._recall(query, topics)).text
         images = self._images() if decision.wants_images else []
         return self.prompts.build(
             task_for(moment, said_first=said_first),

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_couchmate
 
 pytestmark = pytest.mark.slow
 
 
 def couchmate(*args: str, timeout: float = 240, stdin: str | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "couchmate", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-    )
+    return run_couchmate(*args, timeout=timeout, stdin=stdin)
 
 
 @pytest.fixture(scope="module")

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-
-def _couchmate(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "couchmate", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+from tests.helpers import run_couchmate
 
 
 @pytest.mark.slow
 def test_watch_doom_for_three_seconds_records_and_replays(tmp_path):
     rec = tmp_path / "session"
-    r = _couchmate("watch", "--seconds", "3", "--record", str(rec))
+    r = run_couchmate("watch", "--seconds", "3", "--record", str(rec))
     assert r.returncode == 0, r.stderr
     assert "doom:arena (profile doom-deathmatch)" in r.stdout
     state_line = next(line for line in r.stdout.splitlines() if line.startswith("state:"))
@@ -31,7 +18,7 @@ def test_watch_doom_for_three_seconds_records_and_replays(tmp_path):
     assert "capture " in r.stdout and "fps" in r.stdout
     assert (rec / "meta.json").is_file() and (rec / "states.jsonl").stat().st_size > 0
 
-    r = _couchmate("replay", str(rec), "--fast")
+    r = run_couchmate("replay", str(rec), "--fast")
     assert r.returncode == 0, r.stderr
     assert "replayed" in r.stdout and "0 damaged lines" in r.stdout
 
@@ -48,7 +35,7 @@ def test_watch_doom_for_three_seconds_records_and_replays(tmp_path):
     ],
 )
 def test_user_mistakes_get_one_clear_line_and_no_traceback(args, message):
-    r = _couchmate(*args, timeout=60)
+    r = run_couchmate(*args, timeout=60)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     first = r.stderr.strip().splitlines()[0]

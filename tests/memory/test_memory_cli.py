@@ -3,16 +3,14 @@ runner) and, for the error lines, as a real subprocess."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from couchmate import config
 from couchmate.cli import app
+from tests.helpers import run_couchmate
 from tests.memory import pg_fixtures
 
 pg_server, pg_url = pg_fixtures.pg_server, pg_fixtures.pg_url
@@ -67,16 +65,6 @@ def test_export_from_postgres_import_on_a_laptop_as_another_user(pg_url, tmp_pat
     assert "chapter 3" in cm("search", "how far am I in hades").output
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "couchmate", "memory", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **ENV},
-    )
-
-
 def test_mistakes_end_in_one_clear_line_and_a_hint(tmp_path):
     bad = tmp_path / "not-an-export.zip"
     bad.write_text("hello")
@@ -86,7 +74,7 @@ def test_mistakes_end_in_one_clear_line_and_a_hint(tmp_path):
         (["--store", "postgres", "--url", "postgresql://me:pw@127.0.0.1:9/db", "list"], "9/db"),
         (["forget"], "say what to forget"),
     ]:
-        r = run_cli(*args)
+        r = run_couchmate("memory", *args, env=ENV)
         assert r.returncode == 2, (args, r.stderr)
         assert words in r.stderr and "hint:" in r.stderr, r.stderr
         assert "Traceback" not in r.stderr and ":pw@" not in r.stderr

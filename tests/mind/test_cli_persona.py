@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "couchmate", *args], capture_output=True, text=True, timeout=60
-    )
+from tests.helpers import run_couchmate
 
 
 def test_persona_commands(tmp_path):
-    r = cli("persona", "say", "sunny", "low_health", "--lang", "zh", "--health", "9", "-n", "6")
+    r = run_couchmate(
+        "persona", "say", "sunny", "low_health", "--lang", "zh", "--health", "9", "-n", "6"
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()
     assert len(lines) == 6 and all("{" not in x for x in lines)
@@ -23,8 +18,8 @@ def test_persona_commands(tmp_path):
         "name: bad\nstyle: s\nlanguages: [en]\nvoice: {en: {espeak: en-us}}\nlines:\n"
         '  en:\n    deth: ["x"]\n'
     )
-    r = cli("persona", "check", str(bad))
+    r = run_couchmate("persona", "check", str(bad))
     err = " ".join(r.stderr.split())  # rich wraps long lines
     assert r.returncode == 2 and f"{bad}:7: unknown line kind 'deth'" in err
-    r = cli("persona", "list")
+    r = run_couchmate("persona", "list")
     assert r.returncode == 0 and "deadpan" in r.stdout and "Sunny" in r.stdout

@@ -42,7 +42,7 @@ def test_add_list_search_topics_forget_on_the_embedded_store():
     assert re.search(r"elden ring\s*│\s*2", topics)
     assert "forgot 1 of 1" in cm("forget", dragon[0]).output
     aborted = cm("forget", "--all", input="n\n", ok=False)
-    assert aborted.exit_code == 1 and "3 of 3" not in cm("list").output
+    assert aborted.exit_code == 1
     assert "2 of 2 memories" in cm("list").output
     assert "forgot 1 memories" in cm("forget", "--topic", "Elden Ring", "--yes").output
     assert "forgot 1 memories" in cm("forget", "--all", input="y\n").output

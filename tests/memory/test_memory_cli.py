@@ -73,6 +73,7 @@ def test_mistakes_end_in_one_clear_line_and_a_hint(tmp_path):
         (["import", str(bad)], "damaged or truncated"),
         (["--store", "postgres", "--url", "postgresql://me:pw@127.0.0.1:9/db", "list"], "9/db"),
         (["forget"], "say what to forget"),
+        (["list", "--kind", "note"], "use episode, fact, progress"),
     ]:
         r = run_couchmate("memory", *args, env=ENV)
         assert r.returncode == 2, (args, r.stderr)

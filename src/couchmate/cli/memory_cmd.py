@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.table import Table
@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from couchmate.types import Memory
 
 _opts: dict[str, Any] = {"store": None, "url": None}
-KINDS = ("episode", "fact", "progress")
+
+
+def _kinds() -> tuple[str, ...]:
+    # Imported here, not at the top: couchmate.types pulls in numpy, which the other
+    # commands' start-up does without.
+    from couchmate.types import MemoryKind
+
+    return get_args(MemoryKind)
 
 
 def _settings() -> Settings:
@@ -40,20 +47,22 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _service() -> Iterator[tuple[MemoryService, Settings]]:
+def _service(user: str | None = None) -> Iterator[tuple[MemoryService, Settings, str]]:
+    """The memory service, the settings, and the user the command is about (--user, else
+    the settings' user.id)."""
     from couchmate.memory.service import MemoryService
 
     settings = _settings()
     svc = MemoryService.from_settings(settings.memory)
     try:
-        yield svc, settings
+        yield svc, settings, user or settings.user.id
     finally:
         svc.close()
 
 
 def _kind(kind: str | None) -> Any:
-    if kind is not None and kind not in KINDS:
-        raise UserError(f"unknown memory kind {kind!r}", hint="use episode, fact or progress")
+    if kind is not None and kind not in _kinds():
+        raise UserError(f"unknown memory kind {kind!r}", hint=f"use {', '.join(_kinds())}")
     return kind
 
 
@@ -96,8 +105,7 @@ def register(app: typer.Typer) -> None:
         kind: str = typer.Option(None, "--kind", help="episode, fact or progress."),
     ) -> None:
         """Hybrid search (vectors + words + topics), best first."""
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             kinds = [_kind(kind)] if kind else None
             hits = svc.recall(uid, query, topics=topic or [], kinds=kinds, k=k)
             if not hits:
@@ -118,8 +126,7 @@ def register(app: typer.Typer) -> None:
         """The newest memories first."""
         from couchmate.memory.topics import normalize
 
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             mems = svc.store.list(
                 uid,
                 kind=_kind(kind),
@@ -139,8 +146,7 @@ def register(app: typer.Typer) -> None:
         importance: float = typer.Option(0.7, "--importance", min=0.0, max=1.0),
     ) -> None:
         """Remember something by hand."""
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             mid = svc.note(
                 uid,
                 text,
@@ -166,8 +172,7 @@ def register(app: typer.Typer) -> None:
                 "say what to forget: memory ids, --topic T or --all (one of them)",
                 hint="`couchmate memory list` shows the ids",
             )
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             if ids:
                 n = svc.forget(uid, ids)
                 console.print(f"forgot {n} of {len(ids)} memories of {uid}")
@@ -181,8 +186,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("topics")
     def topics(user: str = user_opt) -> None:
         """What a user's memories are about, and how many each."""
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             table = Table(title=f"{uid}: topics")
             table.add_column("topic")
             table.add_column("memories", justify="right")
@@ -199,9 +203,8 @@ def register(app: typer.Typer) -> None:
         """Merge near-duplicate facts and progress (the newest survives)."""
         from couchmate.memory.consolidate import consolidate
 
-        kinds = KINDS if episodes else ("fact", "progress")
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        kinds = _kinds() if episodes else tuple(k for k in _kinds() if k != "episode")
+        with _service(user) as (svc, settings, uid):
             report = consolidate(svc.store, svc.embedder.embed, uid, kinds=kinds, dry_run=dry_run)
             for m in report.merges:
                 console.print(f"{'would merge' if dry_run else 'merged'} {m.merged} → {m.kept}")
@@ -219,8 +222,7 @@ def register(app: typer.Typer) -> None:
         """Write one user's memories and settings to one portable file."""
         from couchmate.memory.portable import export_account
 
-        with _service() as (svc, settings):
-            uid = user or settings.user.id
+        with _service(user) as (svc, settings, uid):
             try:
                 s = export_account(
                     svc.store,
@@ -251,7 +253,7 @@ def register(app: typer.Typer) -> None:
         from couchmate.memory.portable import apply_settings, import_account, read_account
 
         account = read_account(path)  # all validation before anything is written
-        with _service() as (svc, _settings):
+        with _service() as (svc, _settings, _uid):
             s = import_account(
                 svc.store,
                 account,

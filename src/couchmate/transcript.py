@@ -5,10 +5,12 @@ that produced it, the event it answered and its timings in milliseconds after th
 
     {"t": 12.41, "text": "Ouch!", "path": "reflex", "reason": "...", "event": "damage_taken",
      "timings": {"captured": -41.2, "read": -3.1, "evented": 0.0, "decided": 0.02,
-                 "first_token": 0.03, "first_audio": 18.7}, "cut": false, "audio": "0001-ouch.wav"}
+                 "first_token": 0.03, "first_audio": 18.7}, "cut": false,
+     "audio": "audio/0001-ouch.wav"}
 
-`t` is seconds from the session start to the line's first audio. Subtitles cover each
-line from its first audio to its end (or its cut).
+`t` is seconds from the session start to the line's first audio; `audio` is the line's WAV
+relative to the session folder (`../…` when the WAVs were written elsewhere), or null.
+Subtitles cover each line from its first audio to its end (or its cut).
 """
 
 from __future__ import annotations

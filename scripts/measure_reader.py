@@ -19,47 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from couchmate.types import Event, FieldReading, Frame, GameState
+from couchmate.types import Event, Frame
 from couchmate.watch.events import EventEngine
 from couchmate.watch.ocr import shared_ocr
 from couchmate.watch.profile import load_profile
 from couchmate.watch.reader import Reader
-from couchmate.watch.testing import ATARI_PROFILES, atari_frames, doom_frames
+from couchmate.watch.testing import (
+    ATARI_PROFILES,
+    atari_frames,
+    doom_frames,
+    event_scores,
+    fresh,
+    truth_events,
+)
 
 GAMES = "doom,doom-deathmatch,pong,breakout,ms_pacman,space_invaders"
-
-
-def _copy(f: Frame) -> Frame:
-    return Frame(image=f.image, t=f.t, source=f.source, index=f.index, truth=f.truth)
-
-
-def _truth_events(profile: str, frames: list[Frame]) -> list[Event]:
-    prof = load_profile(profile)
-    engine = EventEngine(prof)
-    out: list[Event] = []
-    for f in frames:
-        fields = {k: FieldReading(f.truth[k], 1.0, f.t) for k in prof.fields if k in f.truth}
-        out += engine.update(GameState(game=prof.name, t=f.t, fields=fields))
-    return out
-
-
-def _f1(ours: list[Event], truth: list[Event], tol: float = 0.5) -> dict[str, float]:
-    left = list(truth)
-    tp = 0
-    for e in ours:
-        near = [x for x in left if x.kind == e.kind and abs(x.t - e.t) <= tol]
-        if near:
-            left.remove(min(near, key=lambda x: abs(x.t - e.t)))
-            tp += 1
-    p = tp / len(ours) if ours else 1.0
-    r = tp / len(truth) if truth else 1.0
-    return {
-        "precision": round(p, 3),
-        "recall": round(r, 3),
-        "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0,
-        "ours": len(ours),
-        "truth": len(truth),
-    }
 
 
 def run_one(profile: str, frames: list[Frame], skip: bool) -> dict[str, Any]:
@@ -72,7 +46,7 @@ def run_one(profile: str, frames: list[Frame], skip: bool) -> dict[str, Any]:
     hits: dict[str, list[bool]] = {}
     events: list[Event] = []
     for f in frames:
-        f = _copy(f)
+        f = fresh(f)
         t0 = time.perf_counter()
         state = reader.read(f)
         lat.append((time.perf_counter() - t0) * 1000)
@@ -96,8 +70,12 @@ def run_one(profile: str, frames: list[Frame], skip: bool) -> dict[str, Any]:
         "ocr_calls_per_frame": round(reader.stats.ocr_calls / n, 3),
         "boxes_read_per_frame": round(reader.stats.boxes_read / n, 3),
         "accuracy": {k: round(float(np.mean(v)), 4) for k, v in hits.items()},
-        "events": _f1(events, _truth_events(profile, frames)),
+        "events": _events(events, truth_events(profile, frames)),
     }
+
+
+def _events(ours: list[Event], truth: list[Event]) -> dict[str, float]:
+    return {**event_scores(ours, truth, tolerance_s=0.5), "ours": len(ours), "truth": len(truth)}
 
 
 def naive_ms(frames: list[Frame], sample: int) -> dict[str, float]:

@@ -12,17 +12,7 @@ from couchmate.types import Event, FieldReading, Frame, GameState, Timing
 from couchmate.watch.events import EventEngine, make_event
 from couchmate.watch.profile import load_profile
 from couchmate.watch.reader import Reader
-from couchmate.watch.testing import ATARI_PROFILES
-
-
-def _copy(f: Frame, image: np.ndarray | None = None) -> Frame:
-    return Frame(
-        image=f.image if image is None else image,
-        t=f.t,
-        source=f.source,
-        index=f.index,
-        truth=f.truth,
-    )
+from couchmate.watch.testing import ATARI_PROFILES, event_scores, fresh, truth_events
 
 
 def _read_events(profile: str, frames: list[Frame]) -> tuple[list[Event], list[GameState]]:
@@ -36,40 +26,15 @@ def _read_events(profile: str, frames: list[Frame]) -> tuple[list[Event], list[G
     return events, states
 
 
-def _truth_events(profile: str, frames: list[Frame]) -> list[Event]:
-    """The same rules over the engine's own values: what a perfect reader would report."""
-    prof = load_profile(profile)
-    engine = EventEngine(prof)
-    out = []
-    for f in frames:
-        fields = {k: FieldReading(f.truth[k], 1.0, f.t) for k in prof.fields if k in f.truth}
-        out += engine.update(GameState(game=prof.name, t=f.t, fields=fields))
-    return out
-
-
-def _f1(ours: list[Event], truth: list[Event], tolerance_s: float) -> float:
-    unmatched = list(truth)
-    tp = 0
-    for e in ours:
-        near = [x for x in unmatched if x.kind == e.kind and abs(x.t - e.t) <= tolerance_s]
-        if near:
-            unmatched.remove(min(near, key=lambda x: abs(x.t - e.t)))
-            tp += 1
-    if not ours or not truth:
-        return float(ours == truth)
-    p, r = tp / len(ours), tp / len(truth)
-    return 0.0 if tp == 0 else 2 * p * r / (p + r)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("profile", "data"), [("doom", "doom_sp"), ("doom-deathmatch", "doom_dm")])
 def test_doom_events_match_what_the_engine_did(request, profile, data):
-    frames = [_copy(f) for f in request.getfixturevalue(data)]
+    frames = [fresh(f) for f in request.getfixturevalue(data)]
     ours, _ = _read_events(profile, frames)
-    truth = _truth_events(profile, frames)
+    truth = truth_events(profile, frames)
     kinds = {e.kind for e in truth}
     assert {"damage_taken", "death"} <= kinds  # the data has what the rules are about
-    assert _f1(ours, truth, tolerance_s=0.5) >= 0.9, (
+    assert event_scores(ours, truth, tolerance_s=0.5)["f1"] >= 0.9, (
         [(e.kind, round(e.t, 2)) for e in ours],
         [(e.kind, round(e.t, 2)) for e in truth],
     )
@@ -78,11 +43,11 @@ def test_doom_events_match_what_the_engine_did(request, profile, data):
 @pytest.mark.slow
 @pytest.mark.parametrize("game", ["breakout", "ms_pacman", "space_invaders", "pong"])
 def test_atari_events_match_what_the_engine_did(atari, game):
-    frames = [_copy(f) for f in atari[game]]
+    frames = [fresh(f) for f in atari[game]]
     ours, _ = _read_events(ATARI_PROFILES[game], frames)
-    truth = _truth_events(ATARI_PROFILES[game], frames)
+    truth = truth_events(ATARI_PROFILES[game], frames)
     assert truth, "no events in the data"
-    assert _f1(ours, truth, tolerance_s=0.5) >= 0.9, (
+    assert event_scores(ours, truth, tolerance_s=0.5)["f1"] >= 0.9, (
         [(e.kind, round(e.t, 2)) for e in ours],
         [(e.kind, round(e.t, 2)) for e in truth],
     )
@@ -91,7 +56,7 @@ def test_atari_events_match_what_the_engine_did(atari, game):
 def test_a_health_drop_fires_damage_taken_once(doom_sp):
     h = [f.truth["health"] for f in doom_sp]
     i = next(i for i in range(3, len(h) - 3) if h[i - 2] == h[i - 1] > h[i] == h[i + 1] == h[i + 2])
-    events, _ = _read_events("doom", [_copy(f) for f in doom_sp[: i + 3]])
+    events, _ = _read_events("doom", [fresh(f) for f in doom_sp[: i + 3]])
     hits = [e for e in events if e.kind == "damage_taken" and e.t >= doom_sp[i].t]
     assert len(hits) == 1
     e = hits[0]
@@ -120,10 +85,10 @@ def _paint_over_first_digit(f: Frame) -> np.ndarray:
 
 def test_one_corrupted_frame_fires_nothing(doom_sp):
     i = _steady_stretch(doom_sp, "health", 8)
-    frames = [_copy(f) for f in doom_sp[: i + 8]]
+    frames = [fresh(f) for f in doom_sp[: i + 8]]
     clean_events, _ = _read_events("doom", frames)
     bad = list(frames)
-    bad[i + 3] = _copy(frames[i + 3], _paint_over_first_digit(frames[i + 3]))
+    bad[i + 3] = fresh(frames[i + 3], _paint_over_first_digit(frames[i + 3]))
     # the corrupted frame really reads differently
     reader = Reader(load_profile("doom"))
     reader.read(bad[i + 3])
@@ -149,8 +114,8 @@ def test_without_confirmation_the_same_corruption_would_fire(doom_sp):
         )
     )
     i = _steady_stretch(doom_sp, "health", 8)
-    bad = [_copy(f) for f in doom_sp[: i + 8]]
-    bad[i + 3] = _copy(bad[i + 3], _paint_over_first_digit(bad[i + 3]))
+    bad = [fresh(f) for f in doom_sp[: i + 8]]
+    bad[i + 3] = fresh(bad[i + 3], _paint_over_first_digit(bad[i + 3]))
     careful, _ = _read_events("doom", bad)
     trusting, _ = _read_events("doom-trusting", bad)
     late = [e for e in trusting if e.t >= bad[i].t]
@@ -162,7 +127,7 @@ def test_frags_rising_is_a_kill(doom_dm):
     # going up: the HUD pixels of a kill.
     fr = [f.truth["frags"] for f in doom_dm]
     k = next(i for i in range(1, len(fr)) if fr[i] < fr[i - 1])
-    backwards = [_copy(f) for f in reversed(doom_dm[max(0, k - 15) : k + 15])]
+    backwards = [fresh(f) for f in reversed(doom_dm[max(0, k - 15) : k + 15])]
     for n, f in enumerate(backwards):
         f.t, f.index = n / 17.5, n
     events, _ = _read_events("doom-deathmatch", backwards)
@@ -172,7 +137,7 @@ def test_frags_rising_is_a_kill(doom_dm):
 
 
 def test_respawn_is_not_a_pickup(doom_dm):
-    events, _ = _read_events("doom-deathmatch", [_copy(f) for f in doom_dm])
+    events, _ = _read_events("doom-deathmatch", [fresh(f) for f in doom_dm])
     deaths = [e for e in events if e.kind == "death"]
     assert deaths
     assert not [e for e in events if e.kind == "pickup" and e.data["from"] == 0]

@@ -11,12 +11,9 @@ from couchmate.types import Frame
 from couchmate.watch.glyphs import GlyphCache, segment
 from couchmate.watch.profile import load_profile
 from couchmate.watch.reader import Reader, low_contrast
+from couchmate.watch.testing import fresh
 
 BIG_NUMBERS = ("ammo", "health", "armor", "frags")
-
-
-def _copy(f: Frame) -> Frame:
-    return Frame(image=f.image, t=f.t, source=f.source, index=f.index, truth=f.truth)
 
 
 def _text(field: str, value: int | None) -> str:
@@ -63,7 +60,7 @@ def test_the_cache_learns_from_ocr_then_reads_new_frames_without_it(doom_dm, ocr
     reader = Reader(load_profile("doom-deathmatch"), ocr=ocr)
     first, rest = doom_dm[:210], doom_dm[210:]
     for f in first:
-        reader.read(_copy(f))
+        reader.read(fresh(f))
     taught = reader.glyphs.stats.taught
     assert taught >= 10 and reader.glyphs.stats.evicted == 0
 
@@ -86,7 +83,7 @@ def test_the_cache_learns_from_ocr_then_reads_new_frames_without_it(doom_dm, ocr
     ocr_before, cache_before = reader.stats.per_kind.get("ocr", 0), reader.stats.cache_reads
     wrong = 0
     for f in rest:
-        state = reader.read(_copy(f))
+        state = reader.read(fresh(f))
         for name in ("health", "armor", "frags"):
             r = state.fields.get(name)
             wrong += r is not None and r.value != next(x for x in rest if x.t == r.t).truth[name]

@@ -7,11 +7,7 @@ import pytest
 from couchmate.types import Frame
 from couchmate.watch.profile import load_profile
 from couchmate.watch.reader import Reader
-from couchmate.watch.testing import ATARI_PROFILES, doom_frames
-
-
-def _copy(f: Frame) -> Frame:
-    return Frame(image=f.image, t=f.t, source=f.source, index=f.index, truth=f.truth)
+from couchmate.watch.testing import ATARI_PROFILES, doom_frames, fresh
 
 
 def _accuracy(profile: str, frames: list[Frame], fields: list[str], **kw) -> dict[str, float]:
@@ -21,7 +17,7 @@ def _accuracy(profile: str, frames: list[Frame], fields: list[str], **kw) -> dic
     by_t = {f.t: f.truth for f in frames}
     hits: dict[str, list[bool]] = {n: [] for n in fields}
     for f in frames:
-        state = reader.read(_copy(f))
+        state = reader.read(fresh(f))
         for name in fields:
             r = state.fields.get(name)
             truth = by_t[r.t] if r is not None else f.truth
@@ -64,7 +60,7 @@ def test_unchanged_boxes_are_not_read_again(doom_sp):
     fast = Reader(load_profile("doom"))
     slow = Reader(load_profile("doom"), skip_unchanged=False)
     for f in frames:
-        a, b = fast.read(_copy(f)), slow.read(_copy(f))
+        a, b = fast.read(fresh(f)), slow.read(fresh(f))
         assert a.values() == b.values()
     assert fast.stats.boxes_read < slow.stats.boxes_read / 4
     assert fast.stats.ocr_calls <= slow.stats.ocr_calls
@@ -79,11 +75,11 @@ def test_a_change_is_committed_on_its_second_frame(doom_sp):
     i = next(i for i in range(5, len(h) - 1) if h[i - 2] == h[i - 1] != h[i] == h[i + 1])
     old, new = doom_sp[i - 1].truth["health"], doom_sp[i].truth["health"]
     for f in doom_sp[:i]:
-        reader.read(_copy(f))
-    state = reader.read(_copy(doom_sp[i]))
+        reader.read(fresh(f))
+    state = reader.read(fresh(doom_sp[i]))
     assert reader.pending
     assert state.value("health") == old  # seen once: not yet trusted
-    state = reader.read(_copy(doom_sp[i + 1]))
+    state = reader.read(fresh(doom_sp[i + 1]))
     assert state.value("health") == new
     assert state.fields["health"].t == doom_sp[i + 1].t
 
@@ -97,7 +93,7 @@ def test_other_resolutions_of_the_same_layout(resolution):
 
 def test_readings_carry_confidence_time_and_timing(doom_sp):
     reader = Reader(load_profile("doom"))
-    f1, f2 = _copy(doom_sp[0]), _copy(doom_sp[1])
+    f1, f2 = fresh(doom_sp[0]), fresh(doom_sp[1])
     f2.timing.mark("captured")
     reader.read(f1)
     state = reader.read(f2)

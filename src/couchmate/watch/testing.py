@@ -15,12 +15,15 @@ Atari truth keys: score (the player's points), lives; Pong: player_score, oppone
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from couchmate.types import Frame
+from couchmate.bench.stats import match_in_time, prf
+from couchmate.types import Event, FieldReading, Frame, GameState
+from couchmate.watch.events import EventEngine
+from couchmate.watch.profile import load_profile
 
 DOOM_GIFTS = [
     "armorbonus",
@@ -261,3 +264,36 @@ def _atari_truth(game: str, score: int, opp: int, lives: int) -> dict[str, Any]:
     if game == "pong":  # the profile's field names
         return {"player_score": score, "opponent_score": opp, "lives": lives}
     return {"score": score, "lives": lives}
+
+
+def fresh(frame: Frame, image: np.ndarray | None = None) -> Frame:
+    """The same frame (or `image` in its place) with timing of its own: the reader marks a
+    frame's timing, and tests read one generated frame list many times."""
+    return Frame(
+        image=frame.image if image is None else image,
+        t=frame.t,
+        source=frame.source,
+        index=frame.index,
+        truth=frame.truth,
+    )
+
+
+def truth_events(profile: str, frames: Iterable[Frame]) -> list[Event]:
+    """The profile's rules over the engine's own values: what a perfect reader would report."""
+    prof = load_profile(profile)
+    engine = EventEngine(prof)
+    out: list[Event] = []
+    for f in frames:
+        truth = f.truth or {}
+        fields = {k: FieldReading(truth[k], 1.0, f.t) for k in prof.fields if k in truth}
+        out += engine.update(GameState(game=prof.name, t=f.t, fields=fields))
+    return out
+
+
+def event_scores(ours: list[Event], truth: list[Event], tolerance_s: float) -> dict[str, float]:
+    """Precision, recall and F1 of `ours` against `truth`, matched one to one as the
+    perception bench matches them (same kind, within `tolerance_s`, nearest first)."""
+    pairs = match_in_time(
+        [(e.kind, e.t) for e in ours], [(e.kind, e.t) for e in truth], tolerance_s
+    )
+    return prf(len(pairs), len(ours), len(truth))

@@ -7,6 +7,7 @@ import pytest
 
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.embedded_store import EmbeddedStore
+from couchmate.memory.store import CONTEXT_KEY
 from couchmate.types import Memory
 
 DIM = 16
@@ -135,16 +136,20 @@ def test_snapshot_reopen_sees_deletes_and_new_rows(tmp_path):
     s2 = EmbeddedStore(path, dim=DIM, snapshot_min=10**9)
     assert s2.delete("u", ids[:5]) == 5
     new = s2.add([mem("u", "a brand new memory about dragons")], vecs(1, 7))[0]
+    reply = mem("u", "Sam: yes, twice!", data={CONTEXT_KEY: "Companion: did you beat the hydra?"})
+    replied = s2.add([reply], vecs(1, 8))[0]
     s2._db.close()
     s2._closed = True
 
     s3 = EmbeddedStore(path, dim=DIM)
     found = {i for i, _ in s3.dense_search("u", v[0], 30)}
     ix = s3._indexes["u"]
-    assert (ix.n, ix.n_dead) == (31, 5)  # 30 from the snapshot (5 now dead) + 1 replayed
+    assert (ix.n, ix.n_dead) == (32, 5)  # 30 from the snapshot (5 now dead) + 2 replayed
     assert not found & set(ids[:5])
     assert new in found
     assert s3.lexical_search("u", "dragons", 3)[0][0] == new
+    # a replayed row is indexed with its context, as a live add is
+    assert s3.lexical_search("u", "hydra", 3)[0][0] == replied
     assert s3.dense_search("u", v[10], 1)[0][0] == ids[10]
     s3.close()
 

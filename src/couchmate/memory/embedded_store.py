@@ -31,7 +31,7 @@ import numpy as np
 
 from couchmate.config import MemorySettings, data_dir
 from couchmate.errors import MemoryStoreError, UserError
-from couchmate.memory.store import MemoryStore, Scored, search_text
+from couchmate.memory.store import CONTEXT_KEY, MemoryStore, Scored, join_context, search_text
 from couchmate.memory.user_index import KIND_CODES, UserIndex
 from couchmate.types import Memory, MemoryKind
 
@@ -232,10 +232,10 @@ class EmbeddedStore(MemoryStore):
         after = ix.max_rowid
         while True:
             rows = self._db.execute(
-                "SELECT seq, kind, text, json_extract(data, '$.context'), vec FROM memories"
+                "SELECT seq, kind, text, json_extract(data, ?), vec FROM memories"
                 " WHERE user_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
-                (user_id, after, batch),
+                (f"$.{CONTEXT_KEY}", user_id, after, batch),
             ).fetchall()
             if not rows:
                 return total
@@ -243,7 +243,7 @@ class EmbeddedStore(MemoryStore):
             ix.add(
                 [r[0] for r in rows],
                 [r[1] for r in rows],
-                [f"{r[2]}\n{r[3]}" if isinstance(r[3], str) and r[3] else r[2] for r in rows],
+                [join_context(r[2], r[3]) for r in rows],
                 vecs.reshape(len(rows), self.dim).astype(np.float32),
             )
             after = rows[-1][0]

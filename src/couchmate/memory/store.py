@@ -28,8 +28,12 @@ CONTEXT_KEY = "context"
 
 def search_text(m: Memory) -> str:
     """What a store indexes for lexical (BM25 / full-text) search: text, then its context."""
-    ctx = m.data.get(CONTEXT_KEY) if m.data else None
-    return f"{m.text}\n{ctx}" if isinstance(ctx, str) and ctx else m.text
+    return join_context(m.text, m.data.get(CONTEXT_KEY) if m.data else None)
+
+
+def join_context(text: str, ctx: object) -> str:
+    """search_text from the stored parts (a store rebuilding its index from rows uses this)."""
+    return f"{text}\n{ctx}" if isinstance(ctx, str) and ctx else text
 
 
 class MemoryStore(ABC):

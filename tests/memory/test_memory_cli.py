@@ -60,9 +60,9 @@ def test_export_from_postgres_import_on_a_laptop_as_another_user(pg_url, tmp_pat
     assert "imported 2 memories as ana-laptop (0 already here)" in first.output
     again = cm("import", str(path), "--as-user", "ana-laptop").output
     assert "imported 0 memories as ana-laptop (2 already here)" in again
-    assert config.load().settings.user.id == "ana-laptop"
-    assert "2 of 2 memories" in cm("list").output  # the device now answers as ana-laptop
-    assert "chapter 3" in cm("search", "how far am I in hades").output
+    assert config.load().settings.user.id == "local"  # importing never changes the user
+    assert "2 of 2 memories" in cm("list", "--user", "ana-laptop").output
+    assert "chapter 3" in cm("search", "how far am I in hades", "--user", "ana-laptop").output
 
 
 def test_mistakes_end_in_one_clear_line_and_a_hint(tmp_path):

@@ -159,16 +159,17 @@ def test_settings_travel_without_secrets(tmp_path, pg_url, embed):
         )
     cfg = tmp_path / "new-device" / "config.toml"
     cfg.parent.mkdir()
-    cfg.write_text('[voice]\nmute = true\n[persona]\nname = "sunny"\n')
-    written = apply_settings(read_account(path).settings, cfg, user_id="ana-laptop")
-    assert "persona.name" in written and "user.id" in written
+    cfg.write_text('[user]\nid = "sam"\n[voice]\nmute = true\n[persona]\nname = "sunny"\n')
+    written = apply_settings(read_account(path).settings, cfg)
+    assert "persona.name" in written and "user.name" in written
+    assert "user.id" not in written  # the export says "ana": this device's user stays
     loaded = config.load(cfg, environ={}).settings
     assert loaded.persona.name == "grumpy" and loaded.persona.spoilers
     assert loaded.persona.talkativeness == 1 and loaded.memory.retention_days == 30
-    assert loaded.user.id == "ana-laptop" and loaded.user.name == "Ana"
+    assert loaded.user.id == "sam" and loaded.user.name == "Ana"
     assert loaded.voice.mute  # what was there stays
     assert loaded.memory.url == "" and not loaded.models.fast.api_key_env
-    assert apply_settings(read_account(path).settings, cfg, user_id="ana-laptop") == []
+    assert apply_settings(read_account(path).settings, cfg) == []
 
 
 def rewrite(path, out, **members):

@@ -245,15 +245,22 @@ def register(app: typer.Typer) -> None:
         path: Path = typer.Argument(..., help="A file written by `couchmate memory export`."),
         as_user: str = typer.Option(None, "--as-user", help="Import under this user id."),
         apply: bool = typer.Option(
-            True, "--settings/--no-settings", help="Also take over the exported settings."
+            False,
+            "--settings",
+            help="Also take over the exported persona, memory and user name/language "
+            "settings (never user.id: who this device's user is stays as it is).",
         ),
     ) -> None:
-        """Add an exported account to this device (importing twice changes nothing)."""
+        """Add an exported account to this device (importing twice changes nothing).
+
+        Only memories are imported unless --settings says otherwise, and the local user
+        never changes: memories imported --as-user ALEX are read with --user ALEX.
+        """
         from couchmate import config
         from couchmate.memory.portable import apply_settings, import_account, read_account
 
         account = read_account(path)  # all validation before anything is written
-        with _service() as (svc, _settings, _uid):
+        with _service() as (svc, settings, local_user):
             s = import_account(
                 svc.store,
                 account,
@@ -267,9 +274,13 @@ def register(app: typer.Typer) -> None:
             f"{', re-embedded' if s.reembedded else ''})"
         )
         if apply:
-            written = apply_settings(account.settings, config.config_file(), user_id=s.user_id)
-            if written:
-                err_console.print(f"settings updated: {', '.join(written)}")
+            written = apply_settings(account.settings, config.config_file())
+            err_console.print(f"settings updated: {', '.join(written) if written else 'none'}")
+        if s.user_id != local_user:
+            err_console.print(
+                f"this device's user is still {local_user!r}: "
+                f"`couchmate memory list --user {s.user_id}` shows the imported memories"
+            )
 
 
 def _forget_all(svc: MemoryService, user_id: str) -> int:

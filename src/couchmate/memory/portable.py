@@ -5,7 +5,8 @@ The file is a zip with
   memories.jsonl   one memory per line, every field
   vectors.npy      float32 embeddings in the same order (optional: without them, or when the
                    importing device embeds with another model, memories are re-embedded)
-  settings.json    the user's `user`, `persona` and portable `memory` settings
+  settings.json    the user's `user`, `persona` and portable `memory` settings (applied on
+                   import only when asked, and never `user.id`: see apply_settings)
 
 API keys never go in: settings hold only the *name* of a key's environment variable, and
 even that (with every URL and path, which belong to a device) is left out.
@@ -328,10 +329,12 @@ def import_account(
 # --- settings ---------------------------------------------------------------------------------
 
 
-def apply_settings(
-    portable: PortableSettings, config_path: Path, *, user_id: str | None = None
-) -> list[str]:
-    """Merge the export's settings into the settings file; returns the dotted keys written."""
+def apply_settings(portable: PortableSettings, config_path: Path) -> list[str]:
+    """Merge the export's settings into the settings file; returns the dotted keys written.
+
+    Never `user.id`: who the local user is belongs to this device, not to a file brought in
+    (an import under `--as-user` files memories under that id and nothing more).
+    """
     current: dict[str, Any] = {}
     if config_path.exists():
         try:
@@ -343,23 +346,23 @@ def apply_settings(
             ) from e
     new: dict[str, dict[str, Any]] = {}
     if portable.user is not None:
-        new["user"] = portable.user.model_dump()
+        new["user"] = portable.user.model_dump(exclude={"id"})
     if portable.persona is not None:
         new["persona"] = portable.persona.model_dump()
     allowed = set(MemorySettings.model_fields) & set(PORTABLE_MEMORY_SETTINGS)
     mem = {k: v for k, v in portable.memory.items() if k in allowed}
     if mem:
         new["memory"] = mem
-    if user_id:
-        new.setdefault("user", {})["id"] = user_id
     defaults = Settings().model_dump()
     written: list[str] = []
     for section, values in new.items():
-        target = current.setdefault(section, {})
+        target = current.get(section, {})
         for k, v in values.items():
             if target.get(k, defaults[section][k]) != v:
                 target[k] = v
                 written.append(f"{section}.{k}")
+        if target:
+            current[section] = target
     Settings.model_validate(current)  # never write a file the loader would refuse
     if written:
         config_path.parent.mkdir(parents=True, exist_ok=True)

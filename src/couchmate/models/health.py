@@ -1,7 +1,14 @@
 """How a backend is doing: time to first token, error rate, and a circuit breaker.
 
-The router reads this before every decision, so reads are cheap: the p95 is recomputed only
-when a new sample arrives, and `snapshot()` is a handful of attribute reads.
+The router reads this before every decision, so reads are cheap: the p95 and the TTFT fit
+are recomputed only when a new sample arrives, and `snapshot()` is a handful of attribute
+reads. Time to first token is learnt by prompt size (`couchmate.models.ttft`): each sample
+carries the number of prompt tokens the server had to read.
+
+A call cut by our own deadline (BudgetExceeded: the moment's budget, the player's patience)
+is not a backend failure: it counts no error and never opens the breaker; it is a sample
+that the first token takes at least that long at that prompt size. Connection failures,
+HTTP errors, broken streams and garbage are failures.
 
 Breaker: closed → open after `failure_threshold` consecutive failures → after `cooldown_s`
 one probe call is let through (half-open) → its success closes the breaker, its failure
@@ -15,9 +22,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from couchmate.errors import BackendUnavailable
+from couchmate.errors import BackendUnavailable, BudgetExceeded
+from couchmate.models.ttft import (
+    IMAGE_TOKENS,
+    REF_TOKENS,
+    PrefixTracker,
+    TtftEstimate,
+    TtftModel,
+)
 from couchmate.types import now
+
+if TYPE_CHECKING:
+    from couchmate.models.prompt import Prompt
 
 
 class BreakerState(StrEnum):
@@ -33,8 +51,11 @@ class HealthOptions:
     # Rolling window (calls) for the TTFT p95 and the error rate.
     window: int = 50
     ewma_alpha: float = 0.3
-    # What expected_ttft_s() says before the first sample.
+    # What expected_ttft_s() says before the first sample (the TTFT fit's prior, taken
+    # to hold at a 500-token prompt).
     prior_ttft_s: float = 1.0
+    # A deadline-cut call's lower bound stops counting after this long.
+    censored_ttl_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +69,8 @@ class HealthSnapshot:
     calls: int
     consecutive_failures: int
     last_error: str
+    #: TTFT by prompt size (new tokens), fitted from the calls so far
+    ttft: TtftEstimate | None = None
 
 
 @dataclass(slots=True)
@@ -82,6 +105,10 @@ class BackendHealth:
         self._failures_in_window = 0
         self._calls = 0
         self._last_error = ""
+        self.ttft = TtftModel(
+            self.options.prior_ttft_s, censored_ttl_s=self.options.censored_ttl_s, clock=clock
+        )
+        self._prefix = PrefixTracker()
 
     # -- reads (the router calls these on every decision) --
 
@@ -119,6 +146,7 @@ class BackendHealth:
             calls=self._calls,
             consecutive_failures=self._consecutive_failures,
             last_error=self._last_error,
+            ttft=self.ttft.estimate(),
         )
 
     # -- the call protocol: acquire, then exactly one of success / failure / release --
@@ -143,7 +171,16 @@ class BackendHealth:
             ),
         )
 
-    def record_ttft(self, seconds: float) -> None:
+    def request_tokens(self, prompt: Prompt, images: int = 0) -> int:
+        """Prompt tokens the server must read for this request (what its cached prefix of
+        the previous request leaves), images included. Call once per request sent."""
+        parts = [prompt.system, *(t.text for t in prompt.history), prompt.context, prompt.user]
+        return self._prefix.new_tokens("\n".join(parts)) + images * IMAGE_TOKENS
+
+    def record_ttft(self, seconds: float, tokens: int | None = None) -> None:
+        """A first token after `seconds` for a prompt of `tokens` new tokens (None: a
+        prompt of typical size)."""
+        self.ttft.observe(REF_TOKENS if tokens is None else tokens, seconds)
         a = self.options.ewma_alpha
         self._ttft_ewma = (
             seconds if self._ttft_ewma is None else a * seconds + (1 - a) * (self._ttft_ewma)
@@ -151,8 +188,9 @@ class BackendHealth:
         self._ttfts.append(seconds)
         self._p95 = _p95(self._ttfts)
 
-    def record_ttft_at_least(self, seconds: float) -> None:
+    def record_ttft_at_least(self, seconds: float, tokens: int | None = None) -> None:
         """A first token did not come within `seconds`: the expectation must not stay lower."""
+        self.ttft.observe_at_least(REF_TOKENS if tokens is None else tokens, seconds)
         if self._ttft_ewma is None or self._ttft_ewma < seconds:
             self._ttft_ewma = seconds
 
@@ -164,6 +202,10 @@ class BackendHealth:
         self._state = BreakerState.CLOSED
 
     def record_failure(self, permit: Permit, error: BaseException) -> None:
+        if isinstance(error, BudgetExceeded):
+            # Our own deadline cut the call: no outcome (the caller records the TTFT bound).
+            self._finish(permit)
+            return
         if not self._finish(permit):
             return
         self._outcome(failed=True)

@@ -44,6 +44,8 @@ class ChatStream:
         self.finish_reason: str | None = None
         self.attempts = 0
         self.images = 0
+        #: prompt tokens the server had to read (past the prefix it kept from the last call)
+        self.prompt_tokens = 0
         self.prepare_ms = 0.0
         self.error: ModelError | None = None
         self._phase = _NOT_STARTED
@@ -123,6 +125,7 @@ class ChatStream:
         self.timing.mark("prepared")
         self.images = len(prepared.images)
         self.prepare_ms = prepared.prepare_ms
+        self.prompt_tokens = b.health.request_tokens(self.prompt, self.images)
         args = b._request_args(prepared, self.opts)
 
         async def attempt(n: int) -> str | None:
@@ -156,10 +159,10 @@ class ChatStream:
                 map_exc=b._map,
             )
         except BudgetExceeded:
-            b.health.record_ttft_at_least(self.budget_s)
+            b.health.record_ttft_at_least(self.budget_s, self.prompt_tokens)
             raise
         t = self.timing.mark("first_token")
-        b.health.record_ttft(t - self._start)
+        b.health.record_ttft(t - self._start, self.prompt_tokens)
         if delta is None:  # a legitimately empty reply
             await self._finish(None)
             raise StopAsyncIteration

@@ -137,6 +137,13 @@ class MemorySettings(_Section):
     extractor: Literal["auto", "rules", "model"] = "auto"
 
 
+class MindSettings(_Section):
+    # How long a player's question waits for the model's first words (seconds) before a
+    # reflex answer; a short acknowledgement plays first when the answer will not be quick.
+    # The default suits a small model on a laptop CPU; a GPU server answers well inside it.
+    answer_patience_s: float = Field(8.0, gt=0, le=60)
+
+
 class Settings(_Section):
     user: UserSettings = Field(default_factory=UserSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
@@ -144,6 +151,7 @@ class Settings(_Section):
     persona: PersonaSettings = Field(default_factory=PersonaSettings)
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    mind: MindSettings = Field(default_factory=MindSettings)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

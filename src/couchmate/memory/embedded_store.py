@@ -32,6 +32,7 @@ import numpy as np
 from couchmate.config import MemorySettings, data_dir
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.store import CONTEXT_KEY, MemoryStore, Scored, join_context, search_text
+from couchmate.memory.topics import normalize, normalize_all
 from couchmate.memory.user_index import KIND_CODES, UserIndex
 from couchmate.types import Memory, MemoryKind
 
@@ -65,6 +66,10 @@ CREATE TABLE IF NOT EXISTS memory_topics (
 CREATE INDEX IF NOT EXISTS memory_topics_seq ON memory_topics (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+#: The rules topics are stored under (topics.normalize). A store written under older rules
+#: has its topics rewritten once when it opens (meta key "topic_form").
+TOPIC_FORM = "2"
 
 _COLS = (
     "seq, id, user_id, kind, text, topics, t, importance, provenance, retention, expires_at, data"
@@ -146,6 +151,7 @@ class EmbeddedStore(MemoryStore):
                     f"{folder} holds {stored_dim[0]}-dimensional vectors, the embedder makes {dim}",
                     hint="use the embedder the store was made with, or another memory.path",
                 )
+            self._migrate_topics()
         except sqlite3.DatabaseError as e:
             raise MemoryStoreError(
                 f"cannot open the memory database in {folder}: {e}",
@@ -158,6 +164,42 @@ class EmbeddedStore(MemoryStore):
         return cls(settings.path or None, dim=dim)
 
     # --- plumbing -----------------------------------------------------------------------
+    def _migrate_topics(self) -> None:
+        """Rewrite topics stored under older normalization rules ("doom-deathmatch" and
+        "doom deathmatch" were two topics), once per store; rows keep their seq, so the
+        search indexes and their snapshots stay valid."""
+        form = self._db.execute("SELECT value FROM meta WHERE key = 'topic_form'").fetchone()
+        if form is not None and form[0] == TOPIC_FORM:
+            return
+        with self._tx() as db:
+            names = [r[0] for r in db.execute("SELECT DISTINCT topic FROM memory_topics")]
+            changed = [t for t in names if normalize(t) != t]
+            seqs: set[int] = set()
+            for chunk in _chunks(changed, 500):
+                marks = ",".join("?" * len(chunk))
+                seqs.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT seq FROM memory_topics WHERE topic IN ({marks})", list(chunk)
+                    )
+                )
+            for seq in sorted(seqs):
+                user, raw = db.execute(
+                    "SELECT user_id, topics FROM memories WHERE seq = ?", (seq,)
+                ).fetchone()
+                topics = normalize_all(_json(raw))
+                db.execute(
+                    "UPDATE memories SET topics = ? WHERE seq = ?", (json.dumps(topics), seq)
+                )
+                db.execute("DELETE FROM memory_topics WHERE seq = ?", (seq,))
+                db.executemany(
+                    "INSERT OR IGNORE INTO memory_topics VALUES (?,?,?)",
+                    [(user, t, seq) for t in topics],
+                )
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('topic_form', ?)", (TOPIC_FORM,))
+        if seqs:
+            log.info("memory topics of %d memories rewritten to one form per name", len(seqs))
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self._closed:
@@ -283,11 +325,12 @@ class EmbeddedStore(MemoryStore):
             if not m.id:
                 m.id = uuid.uuid4().hex
         blobs = [self._vec_blob(v) for v in vectors]
+        topics = [normalize_all(m.topics) for m in memories]  # one form per name, always
         with self._lock:
             try:
                 with self._tx() as db:
                     seqs = []
-                    for m, blob in zip(memories, blobs, strict=True):
+                    for m, blob, tops in zip(memories, blobs, topics, strict=True):
                         cur = db.execute(
                             "INSERT INTO memories (id, user_id, kind, text, topics, t, importance,"
                             " provenance, retention, expires_at, data, vec)"
@@ -297,7 +340,7 @@ class EmbeddedStore(MemoryStore):
                                 m.user_id,
                                 m.kind,
                                 m.text,
-                                json.dumps(m.topics),
+                                json.dumps(tops),
                                 float(m.t),
                                 float(m.importance),
                                 json.dumps(m.provenance),
@@ -312,8 +355,8 @@ class EmbeddedStore(MemoryStore):
                         "INSERT OR IGNORE INTO memory_topics VALUES (?,?,?)",
                         [
                             (m.user_id, t, s)
-                            for m, s in zip(memories, seqs, strict=True)
-                            for t in m.topics
+                            for m, s, tops in zip(memories, seqs, topics, strict=True)
+                            for t in tops
                         ],
                     )
             except sqlite3.IntegrityError as e:
@@ -360,7 +403,7 @@ class EmbeddedStore(MemoryStore):
                 user_id=user_id,
                 kind=memory.kind,
                 text=memory.text,
-                topics=list(memory.topics),
+                topics=normalize_all(memory.topics),
                 t=memory.t,
                 importance=memory.importance,
                 provenance=dict(memory.provenance),
@@ -503,7 +546,7 @@ class EmbeddedStore(MemoryStore):
         args: list = []
         if topic is not None:
             sql += " JOIN memory_topics mt ON mt.seq = m.seq AND mt.user_id = ? AND mt.topic = ?"
-            args += [user_id, topic]
+            args += [user_id, normalize(topic)]
         sql += " WHERE m.user_id = ?"
         args.append(user_id)
         if kind is not None:
@@ -587,7 +630,7 @@ class EmbeddedStore(MemoryStore):
         many memories the topic holds), so a popular topic costs no more than a rare one.
         """
         _check_user(user_id)
-        topics = list(dict.fromkeys(topics))
+        topics = normalize_all(topics)
         if not topics or limit <= 0:
             return []
         counts: dict[int, int] = {}

@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from couchmate.config import MemorySettings, PersonaSettings, Settings, UserSettings
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.store import MemoryStore
+from couchmate.memory.texts import bounded
+from couchmate.memory.topics import normalize_all
 from couchmate.types import Memory
 
 FORMAT = "couchmate-account"
@@ -298,15 +300,18 @@ def import_account(
         if new_id in present:
             continue
         todo.append(
-            Memory(
-                **{
-                    **asdict(m),
-                    "user_id": target,
-                    "id": new_id,
-                    "topics": list(m.topics),
-                    "provenance": dict(m.provenance),
-                    "data": dict(m.data),
-                }
+            bounded(  # an export from an older couchmate may hold a huge text: kept in data
+                Memory(
+                    **{
+                        **asdict(m),
+                        "user_id": target,
+                        "id": new_id,
+                        "topics": normalize_all(m.topics),
+                        "provenance": dict(m.provenance),
+                        "data": dict(m.data),
+                    }
+                ),
+                keep_full=True,
             )
         )
         rows.append(i)

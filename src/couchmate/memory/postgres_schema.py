@@ -8,18 +8,40 @@ A database made for one embedding dimension refuses another.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from couchmate.errors import MemoryStoreError
+from couchmate.memory.topics import normalize, normalize_all
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+Migration = str | Callable[[Any], None]  # SQL, or a function of the connection
 _LOCK_KEY = 0x636F7563  # "couc": one advisory lock for schema migrations
 
 
-def migrations(dim: int) -> list[tuple[int, str]]:
-    """(version, SQL) in order. Add a new version; never edit an applied one."""
+def _one_topic_form(conn: Any) -> None:
+    """Version 2: topics in topics.normalize form ("doom-deathmatch" and "doom deathmatch"
+    had been two topics of one game). Only rows under a changed name are rewritten."""
+    names = [r[0] for r in conn.execute("SELECT DISTINCT unnest(topics) FROM couchmate_memories")]
+    changed = [t for t in names if normalize(t) != t]
+    if not changed:
+        return
+    rows = conn.execute(
+        "SELECT user_id, id, topics FROM couchmate_memories WHERE topics && %s::text[]",
+        (changed,),
+    ).fetchall()
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE couchmate_memories SET topics = %s WHERE user_id = %s AND id = %s",
+            [(normalize_all(topics), user, mid) for user, mid, topics in rows],
+        )
+    log.info("memory topics of %d memories rewritten to one form per name", len(rows))
+
+
+def migrations(dim: int) -> list[tuple[int, Migration]]:
+    """(version, SQL or function) in order. Add a new version; never edit an applied one."""
     return [
         (
             1,
@@ -58,6 +80,7 @@ def migrations(dim: int) -> list[tuple[int, str]]:
                 ON CONFLICT (key) DO NOTHING;
             """,
         ),
+        (2, _one_topic_form),
     ]
 
 
@@ -86,7 +109,10 @@ def migrate(conn: Any, dim: int, where: str) -> int:
         )
     for version, sql in migrations(dim):
         if version > current:
-            conn.execute(sql)
+            if callable(sql):
+                sql(conn)
+            else:
+                conn.execute(sql)
             conn.execute("INSERT INTO couchmate_schema (version) VALUES (%s)", (version,))
             log.info("memory schema migrated to version %d", version)
     stored = conn.execute("SELECT value FROM couchmate_meta WHERE key = 'dim'").fetchone()

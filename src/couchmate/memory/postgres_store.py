@@ -35,6 +35,7 @@ import numpy as np
 from couchmate.errors import MemoryStoreError, UserError
 from couchmate.memory.postgres_schema import migrate
 from couchmate.memory.store import MemoryStore, Scored, search_text
+from couchmate.memory.topics import normalize, normalize_all
 from couchmate.types import Memory, MemoryKind
 
 _TS_CONFIG = "english"  # stemming + stop words for Latin-script text
@@ -234,7 +235,7 @@ class PostgresStore(MemoryStore):
             m.user_id,
             m.kind,
             m.text,
-            list(m.topics),
+            normalize_all(m.topics),  # one form per name, always
             float(m.t),
             float(m.importance),
             json.dumps(m.provenance, default=str),
@@ -337,7 +338,7 @@ class PostgresStore(MemoryStore):
             params.append(kind)
         if topic is not None:
             where.append("topics @> ARRAY[%s]::text[]")
-            params.append(topic)
+            params.append(normalize(topic))
         with self._conn() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM couchmate_memories WHERE {' AND '.join(where)} "
@@ -438,7 +439,9 @@ class PostgresStore(MemoryStore):
         _check_user(user_id)
         if not topics or limit <= 0:
             return []
-        wanted = list(dict.fromkeys(topics))
+        wanted = normalize_all(topics)
+        if not wanted:
+            return []
         with self._conn() as conn:
             rows = conn.execute(
                 """SELECT id, (SELECT count(*) FROM unnest(topics) x WHERE x = ANY(%s)) AS n

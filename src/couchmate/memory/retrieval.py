@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from couchmate.memory.store import MemoryStore
+from couchmate.memory.texts import repeats
 from couchmate.types import Memory, MemoryKind
 
 
@@ -173,6 +174,8 @@ def estimate_tokens(text: str) -> int:
 def _provenance_tag(m: Memory) -> str:
     prov = m.provenance or {}
     parts = [m.kind, time.strftime("%Y-%m-%d", time.gmtime(m.t))]
+    if repeats(m) > 1:
+        parts.append(f"{repeats(m)} times")  # a merged repeated moment (service docstring)
     for key in ("session", "turn", "frame"):
         if key in prov and prov[key] not in (None, ""):
             parts.append(f"{key} {prov[key]}")
@@ -183,7 +186,8 @@ def pack_hits(hits: Sequence[Hit], budget_tokens: int) -> tuple[str, list[Hit]]:
     """The best hits as prompt lines within `budget_tokens`, and the hits that made it.
 
     Hits are taken best first; one that does not fit is skipped so a shorter one after it
-    can still use the room. Lines are `- [kind, date, session …] text`.
+    can still use the room. Lines are `- [kind, date, N times, session …] text` ("N
+    times" only for a repeated moment).
     """
     lines: list[str] = []
     used_hits: list[Hit] = []

@@ -1,6 +1,7 @@
 """The mind's memory slot, filled by a MemoryService and an extractor.
 
-`record` stores every happening as an episode (with its provenance), and for the user's
+`record` stores every happening as an episode (with its provenance; a moment that repeats
+one of the last hour is counted on that one instead, see MemoryService), and for the user's
 own turns runs fact extraction, applies the screened decisions (add / update / delete) and
 consolidates around what it wrote. `recall` returns the packed memory text for the prompt and
 where each line came from. Blocking work (embedding, database calls) runs in an executor;
@@ -33,6 +34,7 @@ from couchmate.memory.extraction import (
 from couchmate.memory.extraction_model import ChatModel, ModelExtractor
 from couchmate.memory.extraction_rules import RuleExtractor
 from couchmate.memory.service import MemoryService
+from couchmate.memory.texts import MAX_TEXT_CHARS, clip
 from couchmate.memory.topics import topics_for
 from couchmate.mind.memory_slot import Happening, Recollection
 from couchmate.types import Memory
@@ -140,7 +142,7 @@ class StoreMemorySlot:
             return
         turn = Utterance(
             user_id=user_id,
-            text=text,
+            text=clip(text, MAX_TEXT_CHARS),  # the episode holds no more than this either
             speaker=speaker,
             topic=topics[0] if topics else "",
             session=str(provenance.get("session", "")),

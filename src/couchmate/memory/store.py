@@ -2,7 +2,9 @@
 
 Every call takes the user id and never returns another user's data. Stores keep records,
 vectors and a lexical index; fusion and ranking live above them (retrieval), so the
-embedded store and PostgreSQL rank the same way.
+embedded store and PostgreSQL rank the same way. Topics are stored, and looked up, in
+`topics.normalize` form whatever the caller passes, so "doom-deathmatch" and
+"Doom Deathmatch" are one topic in every store.
 """
 
 from __future__ import annotations

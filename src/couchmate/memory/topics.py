@@ -1,10 +1,12 @@
 """Topics: what a memory is about (a game, a show, a product, a person, a place).
 
-Topic names are normalized (case, spacing, punctuation at the ends) so "Elden  Ring",
-"elden ring" and "ELDEN RING!" file together. Topics come from explicit context (the game
-profile's title, the show, the product) and from entities named in the text, found with
-cheap rules and no model: capitalized multiword names, quoted titles, and titles the user
-already has as topics.
+Topic names are normalized (case, spacing, punctuation) so "Elden  Ring", "elden ring" and
+"ELDEN RING!" file together, and so do a game's id and its title: "doom-deathmatch",
+"Doom Deathmatch" and "doom_deathmatch" are the one topic "doom deathmatch". The stores
+bring topics written under older rules to this form when they open. Topics come from
+explicit context (the game profile's title, the show, the product) and from entities named
+in the text, found with cheap rules and no model: capitalized multiword names, quoted
+titles, and titles the user already has as topics.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Set
 
-_SPACES = re.compile(r"\s+")
-_PUNCT = re.compile(r"[^\w\s']")
-_EDGE = re.compile(r"^[\W_]+|[\W_]+$", re.UNICODE)
+# Any run of characters that are not letters, digits or an apostrophe (underscores and
+# hyphens included) separates words.
+_SEPARATORS = re.compile(r"(?:[^\w']|_)+")
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{2,60})[\"“”«»]")
 # A run of capitalized words ("Elden Ring", "Dark Souls III", "New York"), also joined by
 # short lowercase glue inside titles ("Lord of the Rings").
@@ -38,13 +40,19 @@ _NOT_ENTITIES = frozenset(_NOT_ENTITY_TEXT.split())
 MAX_TOPIC_CHARS = 80
 
 
+def _canonical(text: str) -> str:
+    s = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    return _SEPARATORS.sub(" ", s).strip(" '")
+
+
 def normalize(name: str) -> str:
-    """The canonical form of a topic name: NFKC, lowercase, single spaces, no edge punctuation."""
-    s = unicodedata.normalize("NFKC", name).strip().lower()
-    s = s.replace("’", "'")
-    s = _SPACES.sub(" ", s)
-    s = _EDGE.sub("", s)
-    return s[:MAX_TOPIC_CHARS]
+    """The canonical form of a topic name: NFKC, lowercase, words (letters, digits and
+    inner apostrophes) joined by single spaces; at most MAX_TOPIC_CHARS characters.
+
+    Every place that files or looks up a topic goes through this, so the form a memory is
+    stored under is the form a lookup asks for.
+    """
+    return _canonical(name)[:MAX_TOPIC_CHARS].rstrip(" '")
 
 
 def normalize_all(names: Iterable[str]) -> list[str]:
@@ -115,7 +123,8 @@ def topics_for(
 
 
 def _words(text: str) -> list[str]:
-    return normalize(_PUNCT.sub(" ", text)).split()
+    # As before topics were one form per name: the first MAX_TOPIC_CHARS characters.
+    return normalize(text).split()
 
 
 def mentioned(text: str, known: Iterable[str], *, max_words: int = 6) -> list[str]:
@@ -138,5 +147,6 @@ def mentioned(text: str, known: Iterable[str], *, max_words: int = 6) -> list[st
 
 
 def topic_key(name: str) -> str:
-    """The form `mentioned` matches against: normalized, inner punctuation as spaces."""
-    return " ".join(_words(name))
+    """The form `mentioned` matches against; the same as `normalize` (inner punctuation
+    has been a separator in both since topics were made one form per game)."""
+    return normalize(name)

@@ -58,6 +58,9 @@ class WatchSettings(_Section):
     # Read a frame at least this often even when nothing seems to change.
     keyframe_max_interval_s: float = Field(1.0, gt=0)
     queue_size: int = Field(2, ge=1)
+    # A session folder keeps at most this many MB of keyframe images (play writes JPEG,
+    # `watch --record` PNG); past it, states and events are still written. 0: no images.
+    record_images_mb: float = Field(200.0, ge=0)
     # Keyframes waiting for the reader; the newest wins. One keeps the state fresh: a
     # keyframe never waits behind more than the read in progress.
     reader_queue_size: int = Field(1, ge=1)
@@ -209,8 +212,15 @@ class LoadedSettings:
 
 
 def load(path: Path | None = None, environ: dict[str, str] | None = None) -> LoadedSettings:
-    path = path or config_file()
     environ = dict(os.environ) if environ is None else environ
+    named = environ.get("COUCHMATE_CONFIG")
+    if path is None and named and not Path(named).is_file():
+        raise ConfigError(
+            f"COUCHMATE_CONFIG names {named}, which is not a file",
+            hint="fix the path, create the file, or unset COUCHMATE_CONFIG to use "
+            f"{config_dir() / 'config.toml'}",
+        )
+    path = path or (Path(named) if named else config_file())
     raw: dict[str, Any] = {}
     origins: dict[str, str] = {}
     if path.exists():

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from couchmate.config import Settings
-from couchmate.errors import CouchmateError
+from couchmate.errors import CouchmateError, SourceError
 from couchmate.mind.memory_slot import Happening, MemorySlot
 from couchmate.mind.mind import Mind
 from couchmate.sources.base import Source
@@ -118,6 +118,7 @@ class Session:
         self._events: Counter[str] = Counter()
         self._utterances: list[Utterance] = []
         self._answers: set[asyncio.Task[Any]] = set()
+        self._stopping = False
         self._on_line: Callable[[Utterance], None] | None = None
         self._on_update: Callable[[WatchUpdate], Awaitable[None] | None] | None = None
         self.t0 = now()
@@ -144,21 +145,32 @@ class Session:
         on_update: Callable[[WatchUpdate], Awaitable[None] | None] | None = None,
         on_line: Callable[[Utterance], None] | None = None,
     ) -> SessionReport:
-        """Watch, talk and listen until the source ends or `seconds` pass."""
+        """Watch, talk and listen until the source ends, `seconds` pass or `stop()` is called.
+
+        A start that fails (a bad profile, a source that dies before its first frame) raises
+        its CouchmateError before anything is said or written; a source that dies later ends
+        the session with a report whose `error` says why."""
         self._on_update, self._on_line = on_update, on_line
         self.t0 = now()
+        await self.pipeline.start()
+        watching = asyncio.get_running_loop().create_task(
+            self.pipeline.run(self._update, seconds=seconds), name="session-watch"
+        )
+        try:
+            await self._until_watching(watching)
+        except BaseException:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watching
+            raise
         if self.folder is not None:
             self._transcript = TranscriptWriter(self.folder, self.t0)
-            if self._record_watch:
-                from couchmate.watch.record import SessionRecorder
-
-                self._recorder = SessionRecorder(self.folder / "watch", source=self.source.name)
         error = ""
         voice = asyncio.get_running_loop().create_task(self.mind.run_voice(self._say))
         try:
-            if self.greet:
+            if self.greet and not self._stopping:
                 self.mind.greet()
-            stats = await self.pipeline.run(self._update, seconds=seconds)
+            stats = await watching
         except CouchmateError as e:
             # The source died or the profile failed: keep what was said, report why.
             log.warning("watching stopped: %s", e.message)
@@ -179,6 +191,30 @@ class Session:
             error=error,
             folder=self.folder,
         )
+
+    def stop(self) -> None:
+        """End the session now, as a user's Ctrl-C does: the line being spoken is cut, the
+        watching ends, and `run()` still returns its report and stores the summary."""
+        self._stopping = True
+        cur = self.speaker.current
+        if cur is not None:
+            self.speaker.cut(cur)
+        self.pipeline.request_stop()
+
+    async def _until_watching(self, watching: asyncio.Task[WatchStats]) -> None:
+        """Until the first frame: a source that ends before it raises its error here."""
+        first = asyncio.get_running_loop().create_task(self.pipeline.wait_first_frame())
+        try:
+            await asyncio.wait({first, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            first.cancel()
+        if not first.done():  # watching ended before any frame
+            watching.result()  # raises the error that ended it
+            if not self._stopping:
+                raise SourceError(
+                    f"{self.source.name} ended before its first frame",
+                    hint="check the source: a video that decodes, a folder with images",
+                )
 
     async def aclose(self) -> None:
         await self.pipeline.stop()
@@ -201,6 +237,15 @@ class Session:
             text = u.state.value("text")
             screen_text = text if isinstance(text, str) else ""
         self.mind.on_update(u.state, u.events, self.pipeline.clip, screen_text=screen_text)
+        if self._recorder is None and self.folder is not None and self._record_watch:
+            from couchmate.watch.record import SessionRecorder
+
+            self._recorder = SessionRecorder(
+                self.folder / "watch",
+                source=self.source.name,
+                image_format="jpg",
+                max_image_mb=self.settings.watch.record_images_mb,
+            )
         if self._recorder is not None:
             self._recorder.write(u)
         if self._on_update is not None:
@@ -253,7 +298,7 @@ class Session:
     async def _drain(self, voice: asyncio.Task[None]) -> None:
         """Let the line being spoken (and an answer being given) finish, then stop."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DRAIN_S):
+            async with asyncio.timeout(0 if self._stopping else DRAIN_S):
                 if self._answers:
                     await asyncio.wait(set(self._answers))
                 current = self.speaker.current

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import run_couchmate
+from tests.sources.test_screen import xvfb  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +107,47 @@ def test_bench_latency_measures_reflex_and_model_paths(tmp_path: Path):
         assert p["n"] > 0
     assert data["overhead_ms"]["n"] > 0
     assert data["overhead_ms"]["p50"] > 0
+
+
+def test_play_with_a_broken_profile_fails_before_any_greeting(tmp_path: Path):
+    """It greeted "I'm here. Let's go!", printed a normal report and exited 0."""
+    broken = tmp_path / "mine.toml"
+    broken.write_text('name = "mine"\n[regions.health\nbox = [0, 0]\n')
+    folder = tmp_path / "session"
+    r = couchmate(
+        "play", "--source", "doom", "--profile", str(broken), "--seconds", "5",
+        "--mute", "--no-memory", "--out", str(folder),
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "error:" in r.stderr and "mine.toml" in r.stderr
+    assert "session:" not in r.stdout and "(greeting)" not in r.stdout
+    assert not (folder / "transcript.jsonl").exists()
+    assert not (folder / "watch" / "meta.json").exists()
+
+
+@pytest.mark.x11
+def test_play_on_a_monitor_that_does_not_exist_is_the_error_watch_gives(xvfb, tmp_path):  # noqa: F811
+    env = {"DISPLAY": xvfb}
+    watch = run_couchmate(
+        "watch", "--source", "screen", "--monitor", "2", "--seconds", "2", env=env
+    )
+    play = run_couchmate(
+        "play", "--source", "screen", "--monitor", "2", "--seconds", "2", "--mute",
+        "--no-memory", "--out", str(tmp_path / "session"), env=env, timeout=120,
+    )  # fmt: skip
+    assert watch.returncode == play.returncode == 2, play.stdout[-2000:] + play.stderr[-2000:]
+    assert "no monitor 2" in play.stderr and "no monitor 2" in watch.stderr
+    assert "(greeting)" not in play.stdout and "session:" not in play.stdout
+
+
+def test_a_failed_recording_is_not_left_for_replay(tmp_path: Path):
+    """`watch --record` of a source that fails left an empty recording replay accepted."""
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    (empty / "0001.png").write_bytes(b"not a png at all")
+    rec = tmp_path / "rec"
+    r = couchmate("watch", "--source", f"dir:{empty}", "--record", str(rec), "--seconds", "3")
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert not (rec / "meta.json").exists()
+    again = couchmate("replay", str(rec))
+    assert again.returncode == 2 and "no recording" in again.stderr

@@ -85,7 +85,9 @@ def test_mixed_formats_play_in_natural_order(tmp_path, shots):
     assert np.array_equal(frames[0].image, shots[0])  # png is lossless
     for i, f in enumerate(frames):
         assert f.index == i and f.image.dtype == np.uint8 and f.image.shape == (210, 160, 3)
-        assert f.source == f"dir:{tmp_path}" and f.timing.get("captured") == f.t
+        assert f.source == f"dir:{tmp_path}" and f.timing.get("captured") >= frames[0].t
+        # Flat out, frames are spaced on their own clock (the same every run), not by decode.
+        assert f.t - frames[0].t == pytest.approx(i / src.fps)
     assert src.skipped == 0
 
 

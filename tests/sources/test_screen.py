@@ -111,17 +111,19 @@ def test_full_screen_capture_sees_the_window(xvfb, monkeypatch):
 
 
 @pytest.mark.x11
-def test_region_crops_and_clips_to_the_monitor(xvfb, monkeypatch):
+def test_region_crops_and_one_past_the_monitor_is_refused(xvfb, monkeypatch):
     monkeypatch.setenv("DISPLAY", xvfb)
     x, y, w, h = RED_BOX
     img = grab(ScreenSource(region=f"{x},{y},{w},{h}", fps=30), 1)[0].image
     assert img.shape == (h, w, 3) and (img == [255, 0, 0]).all()
-    edge = grab(ScreenSource(region=f"{x + w - 10},{y},400,20"), 1)[0].image
-    assert edge.shape == (20, 400, 3)
-    assert (edge[:, :10] == [255, 0, 0]).all() and (edge[:, 12:] != [255, 0, 0]).any(-1).all()
-    corner = grab(ScreenSource(region=f"{W - 80},{H - 20},200,200"), 1)[0].image
+    corner = grab(ScreenSource(region=f"{W - 80},{H - 20},80,20"), 1)[0].image
     assert corner.shape == (20, 80, 3)
-    with pytest.raises(UserError, match="outside monitor"):
+    # It used to be clipped to 20x80 without a word: the profile got another shape.
+    with pytest.raises(
+        UserError, match=f"runs past monitor 1 .*inside it: {W - 80},{H - 20},80,20"
+    ):
+        grab(ScreenSource(region=f"{W - 80},{H - 20},200,200"), 1)
+    with pytest.raises(UserError, match="runs past monitor"):
         grab(ScreenSource(region=f"{W + 10},0,10,10"), 1)
     with pytest.raises(UserError, match="no monitor 5"):
         grab(ScreenSource(monitor=5), 1)
@@ -139,7 +141,7 @@ def test_no_display_is_a_clear_user_error(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     with pytest.raises(UserError, match="DISPLAY is not set") as e:
         open_source("screen")
-    assert "Xvfb" in e.value.hint
+    assert "Xvfb" in e.value.hint and "couchmate watch --source screen" in e.value.hint
     # A DISPLAY that names no running server fails on the first grab, just as clearly.
     monkeypatch.setenv("DISPLAY", f":{_free_display()}")
     with pytest.raises(UserError, match="cannot open the display") as e:

@@ -106,7 +106,7 @@ def test_damaged_lines_are_skipped_with_a_warning(recorded, tmp_path, caplog):
 
 
 def test_recorder_and_reader_refuse_the_wrong_folder(tmp_path):
-    asyncio.run(SessionRecorder(tmp_path / "rec", source="doom").close())
+    open_one = SessionRecorder(tmp_path / "rec", source="doom")
     with pytest.raises(UserError, match="already holds a recording"):
         SessionRecorder(tmp_path / "rec", source="doom")
     (tmp_path / "plain").mkdir()
@@ -114,4 +114,38 @@ def test_recorder_and_reader_refuse_the_wrong_folder(tmp_path):
         Recording(tmp_path / "plain")
     with pytest.raises(UserError, match="no recording"):
         Recording(tmp_path / "missing")
-    assert Recording(tmp_path / "rec").state_records() == []  # an empty session reads back
+    with pytest.raises(UserError, match="recorded nothing"):
+        Recording(tmp_path / "rec")  # an empty session (one that died unclosed) is refused
+    asyncio.run(open_one.close())
+
+
+def test_a_recording_that_failed_before_any_frame_is_removed_and_refused(tmp_path):
+    """`watch --source dir:EMPTY --record rec` failing left an empty recording that replay
+    took; now nothing is left to take, and a hand-made empty one is refused with the error."""
+    from couchmate.watch.pipeline import WatchStats
+
+    rec = SessionRecorder(tmp_path / "rec", source="screen")
+    asyncio.run(rec.close(WatchStats(error="monitor 2 does not exist")))
+    assert rec.discarded and not (tmp_path / "rec").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    asyncio.run(SessionRecorder(kept, source="screen").close(WatchStats(error="boom")))
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # the user's file stays
+
+
+@pytest.mark.slow
+def test_keyframe_images_stop_at_the_size_cap_and_states_go_on(recorded, tmp_path):
+    """`play --out` wrote ~40 MB of PNG keyframes a minute with no cap."""
+    _, live, rec = recorded
+    capped = SessionRecorder(tmp_path / "capped", source="doom", max_image_mb=0.2)
+    for u in live:
+        capped.write(u)
+    asyncio.run(capped.close())
+    images = list((tmp_path / "capped" / "keyframes").iterdir())
+    written = sum(p.stat().st_size for p in images)
+    assert capped.counts["states"] == rec.counts["states"]  # every state is still there
+    assert 0 < len(images) < rec.counts["keyframes"]
+    assert capped.counts["images_capped"] == rec.counts["keyframes"] - len(images)
+    largest = max(p.stat().st_size for p in images)
+    assert 0.2e6 <= written < 0.2e6 + largest  # the one that crossed the cap is the last

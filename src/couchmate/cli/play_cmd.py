@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
+import signal
 import time
 from collections import deque
 from pathlib import Path
@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from couchmate.cli.common import console, err_console, remote_endpoints
+from couchmate.cli.stdin import stdin_lines
 
 DEMO_SECONDS = 60.0
 
@@ -123,7 +124,7 @@ async def _play(
         async with session:
             if listen:
                 listener = asyncio.get_running_loop().create_task(_listen(session, view))
-            with view.live():
+            with view.live(), _stop_on_interrupt(session):
                 report = await session.run(seconds, on_update=view.update, on_line=view.line)
     finally:
         if listener is not None:
@@ -132,6 +133,30 @@ async def _play(
                 await listener
         await backends.aclose()
     _print_report(report)
+    if report.error:
+        raise typer.Exit(2)  # the exit code `watch` gives a source that dies
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(session: Any):  # type: ignore[no-untyped-def]
+    """The first Ctrl-C ends the session as `--seconds` would (report, transcript and the
+    session memory written); a second one interrupts at once."""
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        err_console.print("[dim]stopping… (Ctrl-C again to quit at once)[/dim]")
+        loop.remove_signal_handler(signal.SIGINT)  # back to KeyboardInterrupt
+        session.stop()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError):  # Windows' loops: Ctrl-C interrupts at once
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 class _TranscriptView:
@@ -206,11 +231,8 @@ class _TranscriptView:
 
 
 async def _listen(session: Any, view: _TranscriptView) -> None:
-    """Read the player's typed lines from stdin without blocking the loop."""
-    while True:
-        text = await asyncio.to_thread(sys.stdin.readline)
-        if not text:
-            return  # stdin closed
+    """Answer the player's typed lines as they come; returns when stdin closes."""
+    async for text in stdin_lines():
         text = text.strip()
         if text:
             view.said("you", text)

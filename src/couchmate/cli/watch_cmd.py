@@ -78,10 +78,19 @@ async def _watch(
     from couchmate.watch.pipeline import WatchPipeline
     from couchmate.watch.record import SessionRecorder
 
+    source = open_source(spec, **options)  # before the folder: a bad source records nothing
     recorder = None
     if record is not None:
-        recorder = SessionRecorder(record, source=spec, profile=profile or "")
-    source = open_source(spec, **options)
+        try:
+            recorder = SessionRecorder(
+                record,
+                source=spec,
+                profile=profile or "",
+                max_image_mb=settings.record_images_mb,
+            )
+        except BaseException:
+            source.close()
+            raise
     pipeline = WatchPipeline(source, profile or settings.profile, settings)
     try:
         await _run_view(pipeline, source.name, seconds, recorder)
@@ -89,10 +98,13 @@ async def _watch(
         if recorder is not None:
             await recorder.close(pipeline.stats())
             c = recorder.counts
-            err_console.print(
-                f"[dim]recorded {c['states']} states, {c['events']} events and "
-                f"{c['keyframes']} keyframes to {recorder.folder}[/dim]"
-            )
+            if recorder.discarded:
+                err_console.print(f"[yellow]nothing recorded to {recorder.folder}[/yellow]")
+            else:
+                err_console.print(
+                    f"[dim]recorded {c['states']} states, {c['events']} events and "
+                    f"{c['keyframes']} keyframes to {recorder.folder}[/dim]"
+                )
 
 
 async def _replay(folder: Path, fast: bool) -> None:

@@ -33,6 +33,10 @@ class Source(ABC):
     fps: float | None = None
     #: True when frames carry engine ground truth in `Frame.truth`
     has_truth: bool = False
+    #: a file read as fast as it decodes (`--fast`): it has no clock of its own, so the
+    #: pipeline makes it wait for the reader instead of dropping frames (which would make
+    #: every run see different frames)
+    offline: bool = False
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None

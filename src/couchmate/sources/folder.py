@@ -82,6 +82,7 @@ class FolderSource(Source):
             )
         self.fps = float(fps)
         self.realtime = realtime
+        self.offline = not realtime
         self.loop = loop
         self.max_pixels = max_pixels
         self.spec = f"dir:{path}"
@@ -98,7 +99,7 @@ class FolderSource(Source):
     async def frames(self) -> AsyncIterator[Frame]:
         index = 0
         period = 1.0 / self.fps
-        next_due = time.monotonic()
+        next_due = start = time.monotonic()
         while not self._closed:
             yielded_this_pass = 0
             for path in self.files:
@@ -115,9 +116,11 @@ class FolderSource(Source):
                         await asyncio.sleep(delay)
                     # Fell behind (slow decode): restart the schedule instead of bursting.
                     next_due = max(next_due + period, time.monotonic())
-                t = time.monotonic()
+                handed = time.monotonic()
+                # Flat out, frames are `fps` apart on their own clock, the same every run.
+                t = handed if self.realtime else start + index * period
                 frame = Frame(image=image, t=t, source=self.spec, index=index)
-                frame.timing.mark("captured", t)
+                frame.timing.mark("captured", handed)
                 index += 1
                 yielded_this_pass += 1
                 yield frame

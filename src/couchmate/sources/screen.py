@@ -24,7 +24,7 @@ from couchmate.types import Frame
 
 _NO_DISPLAY_HINT = (
     "run under a desktop session or Xvfb, e.g. `xvfb-run -s '-screen 0 1280x720x24' couchmate "
-    "watch screen`, or set DISPLAY to a running X server"
+    "watch --source screen`, or set DISPLAY to a running X server"
 )
 
 
@@ -63,7 +63,7 @@ class ScreenSource(Source):
     """Grabs the screen at up to `fps` frames per second.
 
     `monitor` is mss's numbering: 1 is the first monitor, 0 all monitors together.
-    `region` ("x,y,w,h") crops to part of that monitor; it is clipped to the monitor.
+    `region` ("x,y,w,h") crops to part of that monitor; one that runs past it is an error.
     """
 
     kind = "screen"
@@ -123,10 +123,12 @@ class ScreenSource(Source):
             r = self.region
             w = min(r.w, box["width"] - r.x)
             h = min(r.h, box["height"] - r.y)
-            if w <= 0 or h <= 0:
+            if (w, h) != (r.w, r.h):
+                # Clipping quietly would hand the profile a frame of another shape than asked.
+                inside = f"; inside it: {r.x},{r.y},{w},{h}" if w > 0 and h > 0 else ""
                 raise UserError(
-                    f"region {r.x},{r.y},{r.w},{r.h} lies outside monitor {self.monitor} "
-                    f"({box['width']}x{box['height']})",
+                    f"region {r.x},{r.y},{r.w},{r.h} runs past monitor {self.monitor} "
+                    f"({box['width']}x{box['height']}){inside}",
                     hint="region coordinates are relative to the monitor's top-left corner",
                 )
             box = {"left": box["left"] + r.x, "top": box["top"] + r.y, "width": w, "height": h}

@@ -146,6 +146,7 @@ class VideoSource(Source):
                 f"{self.path} is a folder", hint="an image folder is `dir:PATH`, not `video:`"
             )
         self.realtime = realtime
+        self.offline = not realtime
         self.loop = loop
         self.spec = f"video:{path}"
         # Opening reads only the header (milliseconds), so a bad file fails here, early.
@@ -181,11 +182,14 @@ class VideoSource(Source):
                 if delay > 0:
                     await asyncio.sleep(delay)
             elif clock0 is None:
-                clock0 = time.monotonic()
+                clock0, pts0 = time.monotonic(), pts
             last_pts = pts
-            t = time.monotonic()
+            handed = time.monotonic()
+            # Flat out, a frame's time is the stream's: rules that count seconds (the gate's
+            # keyframe interval, event debounces) then decide the same on every run.
+            t = handed if self.realtime else clock0 + (pts - pts0)
             frame = Frame(image=rgb, t=t, source=self.spec, index=index)
-            frame.timing.mark("captured", t)
+            frame.timing.mark("captured", handed)
             index += 1
             yield frame
         if self._decoder.skipped or self._decoder.demux_errors:

@@ -85,8 +85,9 @@ class WatchPipeline:
     `reader`: builds the reader for a profile (default: couchmate.watch.reader.Reader).
     `keep_all`: every frame is a keyframe (the gate still raises its signals); for replays
     of frames that were keyframes already. `lossless`: queues wait instead of dropping, for
-    offline inputs where every frame should be read. `on_keyframe`: called on the event loop
-    with every frame the gate passes, before the reader queue (which may still drop it).
+    offline inputs where every frame should be read (always so for an `offline` source).
+    `on_keyframe`: called on the event loop with every frame the gate passes, before the
+    reader queue (which may still drop it).
     """
 
     def __init__(
@@ -109,7 +110,13 @@ class WatchPipeline:
         self._reader_factory = reader or _default_reader
         self.keep_all = keep_all
         self._on_keyframe = on_keyframe
-        self.lossless = lossless
+        self.lossless = lossless = lossless or source.offline
+        # An offline source is read in lockstep: the gate waits for each keyframe's read
+        # (which may switch the profile or ask for a confirming frame) before it looks at
+        # the next frame, so the same file gives the same keyframes and events every run.
+        self._lockstep = source.offline
+        self._read_done = asyncio.Event()
+        self._read_done.set()
         q = self.settings.queue_size
         self._capture_q: LatestQueue[Frame] = LatestQueue(q, name="capture", lossless=lossless)
         self._reader_q: LatestQueue[tuple[Frame, GateDecision]] = LatestQueue(
@@ -171,6 +178,15 @@ class WatchPipeline:
         self.source.close()
         self._gate_pool.shutdown(wait=False, cancel_futures=True)
         self._reader_pool.shutdown(wait=False, cancel_futures=True)
+
+    def request_stop(self) -> None:
+        """End `run()`/`updates()` normally after what is already queued: a user's stop, not
+        an error, so the run returns its stats and the caller writes its report."""
+        self._out_q.close(self.error)
+
+    async def wait_first_frame(self) -> None:
+        """Until the source has given its first frame (watching has really begun)."""
+        await self._first_frame.wait()
 
     async def __aenter__(self) -> WatchPipeline:
         await self.start()
@@ -353,7 +369,10 @@ class WatchPipeline:
                 self._key_rate.tick(now())
                 if self._on_keyframe is not None:
                     self._on_keyframe(frame, decision)
+                self._read_done.clear()
                 await self._reader_q.put((frame, decision))
+                if self._lockstep:
+                    await self._read_done.wait()
         except QueueClosed as closed:
             self._reader_q.close(closed.error)
 
@@ -401,6 +420,7 @@ class WatchPipeline:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                self._read_done.set()
                 frame, decision = await self._reader_q.get()
                 frame.timing.mark("read_start")
                 if self.profile is None or self._redetect:
@@ -428,6 +448,7 @@ class WatchPipeline:
                     WatchUpdate(frame, state, events, decision, self.profile_name, self.stats())
                 )
         except QueueClosed as closed:
+            self._read_done.set()
             self._out_q.close(closed.error or self.error)
 
     def _read_one(self, frame: Frame) -> tuple[GameState, list[Event]]:

@@ -16,6 +16,7 @@ keyframe (`t_rel`, seconds) so a replay can run on its own clock. Engine ground 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import platform
@@ -118,8 +119,12 @@ class SessionRecorder:
         source: str,
         profile: str = "",
         image_format: ImageFormat = "png",
+        max_image_mb: float | None = None,
     ):
         self.folder = Path(folder)
+        # Keyframes come several a second: uncapped, a session folder grew ~40 MB a minute.
+        self._max_image_bytes = None if max_image_mb is None else int(max_image_mb * 1e6)
+        self._image_bytes = 0  # the writer thread's alone
         if (self.folder / "meta.json").exists():
             raise UserError(
                 f"{self.folder} already holds a recording",
@@ -127,6 +132,7 @@ class SessionRecorder:
             )
         if self.folder.exists() and not self.folder.is_dir():
             raise UserError(f"{self.folder} is a file, not a folder", hint="pick a folder path")
+        self._made_folder = not self.folder.exists()
         try:
             (self.folder / "keyframes").mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -147,8 +153,16 @@ class SessionRecorder:
         self._submitted = 0
         self._completed = 0
         self._t0: float | None = None
-        self.counts = {"states": 0, "events": 0, "keyframes": 0, "images_skipped": 0}
+        self.counts = {
+            "states": 0,
+            "events": 0,
+            "keyframes": 0,
+            "images_skipped": 0,
+            "images_capped": 0,
+        }
         self._closed = False
+        #: close() removed the recording: the watching failed before anything was read
+        self.discarded = False
 
     def _write_meta(self) -> None:
         tmp = self.folder / "meta.json.tmp"
@@ -187,6 +201,8 @@ class SessionRecorder:
         state = update.state
         if state is not None:
             name = None
+            if image is not None and self._over_cap():
+                image = None
             if image is not None:
                 name = f"keyframes/{frame.index:06d}.{self.image_format}"
                 params = [cv2.IMWRITE_PNG_COMPRESSION, 1] if self.image_format == "png" else []
@@ -196,6 +212,7 @@ class SessionRecorder:
                 if ok:
                     (self.folder / name).write_bytes(buf.tobytes())
                     self.counts["keyframes"] += 1
+                    self._image_bytes += buf.nbytes
                 else:
                     name = None
             rec = StateRecord(
@@ -228,6 +245,18 @@ class SessionRecorder:
             self._events.flush()
             self.counts["events"] += 1
 
+    def _over_cap(self) -> bool:
+        if self._max_image_bytes is None or self._image_bytes < self._max_image_bytes:
+            return False
+        if not self.counts["images_capped"]:
+            log.warning(
+                "recording: keyframe images reached %.0f MB (watch.record_images_mb); "
+                "states and events go on being written",
+                self._max_image_bytes / 1e6,
+            )
+        self.counts["images_capped"] += 1
+        return True
+
     async def close(self, stats: WatchStats | None = None) -> None:
         """Finish pending writes and complete meta.json (end time, counts, error)."""
         if self._closed:
@@ -246,7 +275,19 @@ class SessionRecorder:
                 reader_errors=stats.reader_errors,
             )
             self.meta.error = stats.error
+        if not self.counts["states"]:
+            self._discard()  # nothing was read (the watching failed or never began)
+            return
         self._write_meta()
+
+    def _discard(self) -> None:
+        for name in ("states.jsonl", "events.jsonl", "meta.json", "meta.json.tmp"):
+            (self.folder / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: something else is in there
+            (self.folder / "keyframes").rmdir()
+            if self._made_folder:
+                self.folder.rmdir()
+        self.discarded = True
 
 
 T = TypeVar("T", bound=BaseModel)
@@ -270,6 +311,25 @@ class Recording:
         except (ValidationError, UnicodeDecodeError) as e:
             raise UserError(f"{meta_path} is damaged: {e}", hint="record the session again") from e
         self.skipped: dict[str, int] = {"states.jsonl": 0, "events.jsonl": 0}
+        if not self._has_a_state():
+            why = f": {self.meta.error}" if self.meta.error else ""
+            raise UserError(
+                f"{self.folder} recorded nothing{why}",
+                hint="record the session again (`couchmate watch --source … --record DIR`)",
+            )
+
+    def _has_a_state(self) -> bool:
+        """One readable state line is enough (damaged ones are counted when read for real)."""
+        path = self.folder / "states.jsonl"
+        if not path.exists():
+            return False
+        with path.open("rb") as fh:
+            for raw in fh:
+                with contextlib.suppress(ValidationError, ValueError):
+                    if raw.strip():
+                        StateRecord.model_validate_json(raw)
+                        return True
+        return False
 
     def _lines(self, name: str, model: type[T]) -> Iterator[T]:
         path = self.folder / name
@@ -329,6 +389,7 @@ class ReplaySource(Source):
         super().__init__()
         self.recording = recording if isinstance(recording, Recording) else Recording(recording)
         self.fast = fast
+        self.offline = fast
         self.profile_hint = self.recording.meta.profile or None
         self.has_truth = True
         self.skipped_images = 0

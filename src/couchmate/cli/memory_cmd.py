@@ -1,9 +1,14 @@
-"""`couchmate memory search|list|add|forget|topics|consolidate|export|import`.
+"""`couchmate memory search|list|show|add|forget|topics|consolidate|export|import`.
 
 Every command works on one user (settings' user.id unless --user). `--store` and `--url`
 before the command override memory.store and memory.url for this call:
 
     couchmate memory --store postgres --url postgresql://me@db/couchmate search "boss"
+
+search and list print one row per memory: its id, kind, time (and how many times a
+repeated moment happened), topics, then its text on the next line, at most
+texts.SHOWN_CHARS of it with a marker saying how long the rest is, so a table stays
+readable at 80 columns and a huge memory or query never floods the terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from couchmate.cli.common import console, err_console
 from couchmate.errors import UserError
@@ -66,20 +72,30 @@ def _kind(kind: str | None) -> Any:
     return kind
 
 
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(t))
+def _when(m: Memory) -> str:
+    from couchmate.memory.texts import repeats
+
+    n = repeats(m)
+    if n > 1:
+        return f"×{n}, last {time.strftime('%Y-%m-%d %H:%M', time.localtime(m.t))}"
+    return time.strftime("%Y-%m-%d", time.localtime(m.t))
+
+
+TITLE_CHARS = 60  # of a search's query in its table's title
 
 
 def _table(title: str, memories: list[Memory], scores: list[float] | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
+    """One row per memory: a dim line of id, kind, time and topics, then the text."""
+    from couchmate.memory.texts import clip, shown
+
+    table = Table(title=clip(title, TITLE_CHARS), show_lines=True)
     if scores is not None:
-        table.add_column("score", justify="right")
-    for col in ("id", "kind", "when", "topics"):
-        table.add_column(col, style="dim" if col == "id" else None, no_wrap=col == "id")
-    table.add_column("text", overflow="fold")
+        table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("memory (id  kind  when  topics, then the text)", overflow="fold")
     for i, m in enumerate(memories):
-        row = [m.id, m.kind, _when(m.t), ", ".join(m.topics), m.text]
-        table.add_row(*([f"{scores[i]:.4f}"] if scores is not None else []), *row)
+        meta = "  ".join(x for x in (m.id, m.kind, _when(m), ", ".join(m.topics)) if x)
+        cell = Text.assemble((meta, "dim"), "\n", shown(m))
+        table.add_row(*([f"{scores[i]:.4f}"] if scores is not None else []), cell)
     return table
 
 
@@ -137,15 +153,50 @@ def register(app: typer.Typer) -> None:
             total = svc.store.count(uid)
             console.print(_table(f"{uid}: {len(mems)} of {total} memories", mems))
 
+    @sub.command("show")
+    def show(
+        memory_id: str = typer.Argument(..., help="A memory id (from list or search)."),
+        user: str = user_opt,
+    ) -> None:
+        """One memory's whole text (all of it where `add --full` kept it) on stdout; its
+        id, kind, time and topics on stderr."""
+        from couchmate.memory.texts import FULL_TEXT_KEY
+
+        with _service(user) as (svc, settings, uid):
+            found = svc.store.get(uid, [memory_id])
+            if not found:
+                raise UserError(
+                    f"{uid} has no memory {memory_id!r}",
+                    hint="`couchmate memory list` shows the ids",
+                )
+            m = found[0]
+            full = m.data.get(FULL_TEXT_KEY)
+            err_console.print(
+                f"{m.id}  {m.kind}  {_when(m)}  {', '.join(m.topics)}", style="dim", markup=False
+            )
+            print(full if isinstance(full, str) else m.text)
+
     @sub.command("add")
     def add(
-        text: str = typer.Argument(..., help="What to remember."),
+        text: str = typer.Argument(..., help="What to remember ('-' reads it from stdin)."),
         user: str = user_opt,
         kind: str = typer.Option("fact", "--kind", help="fact, episode or progress."),
         topic: list[str] = typer.Option(None, "--topic", "-t", help="Topics to file it under."),
         importance: float = typer.Option(0.7, "--importance", min=0.0, max=1.0),
+        full: bool = typer.Option(
+            False,
+            "--full",
+            help="Keep all of a text longer than a memory holds (search uses its start; "
+            "`memory show ID` prints it whole).",
+        ),
     ) -> None:
         """Remember something by hand."""
+        import sys
+
+        from couchmate.memory.texts import MAX_TEXT_CHARS
+
+        if text == "-":
+            text = sys.stdin.read()
         with _service(user) as (svc, settings, uid):
             mid = svc.note(
                 uid,
@@ -154,8 +205,15 @@ def register(app: typer.Typer) -> None:
                 topics=topic or [],
                 importance=importance,
                 provenance={"source": "cli"},
+                keep_full=full,
             )
             console.print(f"remembered {mid} for {uid}")
+            if len(text) > MAX_TEXT_CHARS:
+                err_console.print(
+                    f"the text has {len(text):,} characters; search and recall use "
+                    f"the first {MAX_TEXT_CHARS:,}"
+                    + (" (all of it is kept)" if full else " (--full keeps all of it)")
+                )
 
     @sub.command("forget")
     def forget(

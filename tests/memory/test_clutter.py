@@ -172,3 +172,20 @@ def test_a_pasted_megabyte_is_a_bounded_memory(open_service):
     kept = svc.note("sam", pasted, kind="fact", keep_full=True)
     (full,) = svc.store.get("sam", [kept])
     assert len(full.text) <= MAX_TEXT_CHARS and full.data[FULL_TEXT_KEY] == pasted
+
+
+def test_old_repeated_rows_consolidate_into_one_counted_memory(tmp_path, embedder):
+    """An older couchmate's 15 rows: `memory consolidate --episodes` makes them one."""
+    from couchmate.memory.consolidate import consolidate
+
+    with EmbeddedStore(tmp_path / "m") as store:
+        rows = [
+            Memory("sam", "episode", "death in doom-deathmatch", topics=["doom deathmatch"],
+                   t=T0 + 40 * i)
+            for i in range(15)
+        ]  # fmt: skip
+        store.add(rows, embedder.embed([m.text for m in rows]))
+        report = consolidate(store, embedder.embed, "sam", kinds=("episode",))
+        assert report.removed == 14
+        (m,) = store.list("sam")
+        assert (m.data["count"], m.data["first_t"], m.t) == (15, T0, T0 + 40 * 14)

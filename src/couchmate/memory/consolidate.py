@@ -10,7 +10,8 @@ highest importance of the group and records every merged memory (id, time, text,
 provenance) under `provenance["merged"]`. Groups are built with a union-find over pairs in a
 fixed order, so the same memories always merge the same way.
 
-Episodes are a log of what happened and are left alone unless asked for.
+Episodes are a log of what happened and are left alone unless asked for; merged episodes
+count as a repeated moment does (`data["count"]` the sum, `data["first_t"]` the earliest).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from couchmate.memory.extraction import normalize
 from couchmate.memory.store import MemoryStore
+from couchmate.memory.texts import COUNT_KEY, FIRST_KEY, repeats
 from couchmate.types import Memory, MemoryKind
 
 log = logging.getLogger(__name__)
@@ -100,12 +102,16 @@ def merge_group(group: Sequence[Memory]) -> Memory:
         merged.extend(m.provenance.get("merged", []))
     merged.sort(key=lambda e: (e.get("t", 0.0), e.get("id", "")))
     provenance = {**keep.provenance, "merged": merged}
+    data = dict(keep.data)
+    if keep.kind == "episode":  # the same moment, several times
+        data[COUNT_KEY] = sum(repeats(m) for m in group)
+        data[FIRST_KEY] = min(float(m.data.get(FIRST_KEY, m.t)) for m in group)
     return replace(
         keep,
         importance=max(m.importance for m in group),
         provenance=provenance,
         topics=list(keep.topics),
-        data=dict(keep.data),
+        data=data,
     )
 
 

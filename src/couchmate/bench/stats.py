@@ -67,10 +67,11 @@ def table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
 ) -> Table:
-    """A rich table; floats are printed with 3 significant decimals."""
+    """A rich table; floats are printed with 3 significant decimals. In a narrow terminal
+    a cell wraps instead of being cut to "…" (a figure that is cut is a wrong figure)."""
     t = Table(title=title)
     for c in columns:
-        t.add_column(c, justify="left" if c == columns[0] else "right")
+        t.add_column(c, justify="left" if c == columns[0] else "right", overflow="fold")
     for row in rows:
         t.add_row(*(_cell(v) for v in row))
     return t
@@ -90,6 +91,9 @@ def latency_rows(latency: Mapping[str, Mapping[str, float]]) -> list[list[Any]]:
 
 
 def print_table(t: Table, console: Console | None = None) -> None:
+    """Print a benchmark table whole, cells wrapped as `table()`'s are."""
+    for column in t.columns:
+        column.overflow = "fold"
     (console or Console(stderr=True)).print(t)
 
 

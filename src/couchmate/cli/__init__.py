@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import click
 import typer
 
 from couchmate.errors import CouchmateError
@@ -20,9 +21,20 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from couchmate import __version__
+
+        typer.echo(f"couchmate {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     _state["debug"] = debug
     logging.basicConfig(
@@ -42,13 +54,38 @@ def _register() -> None:
 _register()
 
 
+def command() -> click.Command:
+    """The click command behind `app`, with help that shows no `<bool>` beside a flag (a
+    flag takes no value, so naming a type there reads as if it wanted one)."""
+    cmd = typer.main.get_command(app)
+    _drop_flag_metavars(cmd)
+    return cmd
+
+
+def _drop_flag_metavars(cmd: click.Command) -> None:
+    for param in cmd.params:
+        if getattr(param, "is_flag", False):  # typer's options are not click.Options
+            param.metavar = ""
+    make_help = cmd.get_help_option  # --help is made per context, when help is asked for
+
+    def help_option(ctx: click.Context) -> click.Option | None:
+        opt = make_help(ctx)
+        if opt is not None:
+            opt.metavar = ""
+        return opt
+
+    cmd.get_help_option = help_option  # type: ignore[method-assign]
+    for sub in getattr(cmd, "commands", {}).values():
+        _drop_flag_metavars(sub)
+
+
 def main() -> None:
     from couchmate.cli.common import err_console
 
     debug = "--debug" in sys.argv
     try:
         # Standalone mode: typer/click print usage errors themselves and exit.
-        app()
+        command()(prog_name="couchmate")
     except CouchmateError as e:
         if debug:
             raise

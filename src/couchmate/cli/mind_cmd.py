@@ -57,7 +57,13 @@ def register(app: typer.Typer) -> None:
 
         if kind not in LINE_KINDS:
             raise UserError(f"unknown line kind {kind!r}", hint=f"kinds: {', '.join(LINE_KINDS)}")
-        reflex = Reflex(load_persona(name), seed=seed)
+        persona = load_persona(name)
+        if lang not in persona.languages:
+            raise UserError(
+                f"{persona.name} has no lines in {lang!r}",
+                hint=f"its languages: {', '.join(persona.languages)}",
+            )
+        reflex = Reflex(persona, seed=seed)
         values = {} if health is None else {"health": str(health)}
         for _ in range(max(1, n)):
             console.print(reflex.pick(kind, lang, values), highlight=False)

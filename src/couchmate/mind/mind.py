@@ -27,8 +27,9 @@ from typing import Any
 from couchmate.config import Settings
 from couchmate.errors import ModelError
 from couchmate.mind.backends import ClipLike, ModelBackend, backend_map, backend_views
-from couchmate.mind.dialogue import Conversation, stream_reply, task_for
+from couchmate.mind.dialogue import Conversation, Piece, stream_reply, task_for
 from couchmate.mind.director import Director, DirectorPolicy
+from couchmate.mind.guard import Guard
 from couchmate.mind.memory_slot import Happening, MemorySlot, NoMemory, Recollection
 from couchmate.mind.moments import (
     Moment,
@@ -80,6 +81,8 @@ class Mind:
         self.backends: dict[str, ModelBackend] = backend_map(backends)
         self.memory: MemorySlot = memory or NoMemory()
         self.reflex = Reflex(persona, seed=seed)
+        # Model text passes the guard before the voice (echoes, self-talk, repeats, length).
+        self.guard = Guard(display_name=persona.display_name, wpm=persona.voice(self.lang).wpm)
         self.router = Router(router_policy or RouterPolicy())
         self.director = Director(
             talkativeness=talkativeness,
@@ -302,6 +305,7 @@ class Mind:
         return {
             "router": self.router.stats.as_dict(),
             "director": self.director.stats.as_dict(),
+            "guard": self.guard.stats.as_dict(),
             "model_errors": list(self.model_errors),
         }
 
@@ -432,6 +436,7 @@ class Mind:
         budget; reflex when every model fails (unless a reflex line was already said)."""
         end = moment.t + (decision.model_budget_s or decision.budget_s)
         prompt = None
+        guarded = ""
         for path in (decision.path, *decision.fallback):
             if path == "reflex":
                 break
@@ -443,20 +448,24 @@ class Mind:
                 prompt = await self._prompt(moment, decision, said_first)
                 left = end - self.clock()
             pieces: list[str] = []
+            guard = self.guard.reply(moment.kind, prompt, self._recent_said())
+            last: Piece | None = None
             try:
-                async for piece in stream_reply(
+                async for last in stream_reply(
                     backend, prompt, budget_s=max(0.05, left), max_tokens=self.max_tokens
                 ):
                     if any(ev is moment.event for ev in self._preempted):
                         break  # a more urgent moment took over: stop generating
-                    line = self._line(piece.text, moment, path, decision.reason)
-                    line.timing.marks.setdefault("first_token", piece.first_token)
-                    if piece.request_sent is not None:
-                        line.timing.marks.setdefault("request_sent", piece.request_sent)
-                    line.timing.mark("text_ready", piece.ready or self.clock())
-                    pieces.append(piece.text)
-                    self._offer(line)
-                    yield line
+                    for text in guard.feed(last.text):
+                        pieces.append(text)
+                        yield self._model_line(text, last, moment, path, decision)
+                    if guard.stopped:
+                        break  # the rest of this reply is not said: stop generating
+                else:
+                    # The reply ended: a piece held back to judge with the next is said now.
+                    for text in guard.finish() if last is not None else ():
+                        pieces.append(text)
+                        yield self._model_line(text, last, moment, path, decision)
             except ModelError as e:
                 self.model_errors.append(f"{path}: {e.message}")
                 log.info("model %s failed for %s: %s", path, moment.kind, e.message)
@@ -467,16 +476,35 @@ class Mind:
             if pieces:
                 self._said(" ".join(pieces), moment)
                 return
+            if guard.stopped:
+                guarded = guard.reason
+                break  # the model's line was unfit to say: the reflex line it is
         if not fallback_said:
             kind, extra = moment.kind, {}
             if moment.kind == "player_message":
                 # The same answer the player gets with no model at all, memory included.
                 kind, extra = await self._offline_answer(moment.question)
-            reason = decision.reason + "; models failed: reflex"
+            failed = f"guard: {guarded}" if guarded else "models failed"
+            reason = f"{decision.reason}; {failed}: reflex"
             line = self._reflex_line(moment, decision, kind, extra)
             if line is not None:
                 line.reason = reason
                 yield line
+
+    def _model_line(
+        self, text: str, piece: Piece, moment: Moment, path: Any, decision: Decision
+    ) -> Line:
+        line = self._line(text, moment, path, decision.reason)
+        line.timing.marks.setdefault("first_token", piece.first_token)
+        if piece.request_sent is not None:
+            line.timing.marks.setdefault("request_sent", piece.request_sent)
+        line.timing.mark("text_ready", piece.ready or self.clock())
+        self._offer(line)
+        return line
+
+    def _recent_said(self) -> list[str]:
+        """The companion's recent lines (reflex and model), for the guard's repeat rule."""
+        return [t.text for t in self.conversation.turns if t.role == "assistant"]
 
     def _said(self, text: str, moment: Moment) -> None:
         self.conversation.add_companion(text)

@@ -10,7 +10,11 @@ passes); a rate token is left (critical passes); and the hard cap — at most `w
 unprompted lines in any `window_s` — holds for everyone. Capacity is reserved when a moment
 is approved, so a line that is later dropped still counted: the cap errs on the quiet side.
 Lulls (death screen, idle, menus/loading, a long quiet stretch) are where commentary and
-questions go (`lull_due`). The player is answered at once, always (`answer`).
+questions go (`lull_due`). A screen where nothing has happened yet (a black window, a game
+not started) is no lull: the quiet, grind and idle lulls wait for the first event, so there
+is nothing to comment on and nothing to fill. What has happened also decides which lines fit
+(`seen()`: a persona line tagged `after: [fight]` needs a recent fight). The player is
+answered at once, always (`answer`).
 
 Queue (what plays). One line at a time. `offer` puts a line in a priority queue; a line of
 higher priority pre-empts queued lower ones of other moments (dropped, counted) and, when
@@ -31,6 +35,9 @@ from typing import Any
 
 from couchmate.mind.moments import ACTION_KINDS, LULL_SCENES, Moment
 from couchmate.types import Event, Line, now
+
+#: events that are a fight, for lines that presuppose one (persona `after: [fight]`)
+FIGHT_KINDS = frozenset({"kill", "damage_taken", "death", "life_lost", "low_health"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,8 @@ class DirectorPolicy:
     death_screen_after_s: float = 1.5
     #: wait this long into a lull before commenting
     lull_settle_s: float = 1.0
+    #: a fight this long ago is still "that last fight" for the lines that mention one
+    fight_memory_s: float = 120.0
     #: a new line must outrank the playing one by this much to cut it
     cut_margin: float = 0.1
     max_queue: int = 16
@@ -142,6 +151,9 @@ class Director:
         self._last_notable: float = t
         self._lull_since: float | None = None
         self._lull_why = ""
+        self._active = False  # any event but idle: the game has shown something
+        self._played = False  # an action event (persona tag "play")
+        self._last_fight: float = -math.inf
         self._last_lull_line: float = -math.inf
         self._heap: list[tuple[float, int, Line]] = []
         self._seq = itertools.count()
@@ -165,7 +177,14 @@ class Director:
     def observe(self, event: Event) -> None:
         """Every event, spoken or not: feeds the intensity estimate and lull detection."""
         t = event.t
+        if not self._active and event.kind != "idle":
+            # The first sign of a game: the quiet and grind clocks start here, not at launch.
+            self._active = True
+            self._last_action = self._last_notable = t
+        if event.kind in FIGHT_KINDS:
+            self._last_fight = t
         if event.kind in ACTION_KINDS:
+            self._played = True
             if self._lull_since is not None or t - self._last_action >= self.policy.quiet_lull_s:
                 self._last_notable = t  # play resumes after a lull: the grind clock restarts
             self._action.append(t)
@@ -174,7 +193,7 @@ class Director:
             self._last_notable = t
         if event.kind in ("death", "game_over", "life_lost"):
             self._enter_lull(t + self.policy.death_screen_after_s, "death screen")
-        elif event.kind == "idle":
+        elif event.kind == "idle" and self._active:
             self._enter_lull(t, "idle")
         elif event.kind == "scene_change" and str(event.data.get("scene", "")) in LULL_SCENES:
             self._enter_lull(t, f"{event.data['scene']} screen")
@@ -192,11 +211,21 @@ class Director:
         t = self.clock()
         if self._lull_since is not None and t >= self._lull_since:
             return True, self._lull_why
+        if not self._active:
+            return False, ""  # nothing has happened yet: a blank screen is not a lull
         if t - self._last_action >= self.policy.quiet_lull_s:
             return True, f"quiet for {t - self._last_action:.0f}s"
         if t - self._last_notable >= self.policy.grind_lull_s:
             return True, f"grinding for {t - self._last_notable:.0f}s"
         return False, ""
+
+    def seen(self) -> frozenset[str]:
+        """What has happened, as the persona's `after` tags: "play" once any action was
+        seen, "fight" while a fight is at most `fight_memory_s` old."""
+        tags = {"play"} if self._played else set()
+        if self.clock() - self._last_fight <= self.policy.fight_memory_s:
+            tags.add("fight")
+        return frozenset(tags)
 
     def _enter_lull(self, at: float, why: str) -> None:
         if self._lull_since is None or at < self._lull_since:

@@ -380,7 +380,9 @@ class Mind:
     ) -> Line | None:
         values = slot_values(moment.state or self.state, player=self.user.name)
         values.update(extra or {})
-        text = self.reflex.pick(kind, self.lang, values, must_use=next(iter(extra or {}), ""))
+        # Only lines whose presuppositions hold ("That last fight…" after a fight).
+        must_use, seen = next(iter(extra or {}), ""), self.director.seen()
+        text = self.reflex.pick(kind, self.lang, values, must_use=must_use, seen=seen)
         if text is None:
             return None
         line = self._line(text, moment, "reflex", decision.reason)

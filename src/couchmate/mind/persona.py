@@ -10,9 +10,14 @@ A pack is a YAML file (see personas/sunny.yaml):
     voice:   {en: {espeak: en-us, variant: f3, wpm: 175, pitch: 62}, ...}
     lines:   {en: {death: ["Oh no!", ...], low_health: ["{health}% left!", ...], ...}, ...}
 
+A line that presupposes something ("That last fight was wild.") says so, and is only said
+when it holds (see AFTER):
+
+    lull: ["How are you liking it so far?", {text: "That last fight was wild.", after: [fight]}]
+
 Every language needs a voice and a bank for every kind in LINE_KINDS; every bank needs one
-line without slots, so a line can always be said. Slots are `{name}` from SLOTS; `{{`/`}}`
-are literal braces. Built-in packs are registered in PERSONAS ("couchmate.personas" entry
+line without slots or `after`, so a line can always be said. Slots are `{name}` from SLOTS;
+`{{`/`}}` are literal braces. Built-in packs are registered in PERSONAS ("couchmate.personas" entry
 points for plugins: a Path, a path string or a Persona); packs in config_dir()/personas/
 override or extend them by name. A broken pack is a PersonaError naming file and line.
 """
@@ -49,6 +54,12 @@ SLOTS = frozenset(
     {"health", "armor", "ammo", "score", "lives", "frags", "game", "player", "memory"}
 )
 
+#: What a line may presuppose (`after:` in a pack); the director says which hold right now.
+AFTER: dict[str, str] = {
+    "play": "the player has been playing: some action was seen this session",
+    "fight": "a fight was seen a short while ago (a kill, damage taken, a death)",
+}
+
 _LANG_ALIASES = {"cmn": "zh", "jp": "ja", "jpn": "ja", "zho": "zh", "chi": "zh", "eng": "en"}
 _MAX_EXTENDS = 4
 
@@ -75,6 +86,13 @@ class VoiceSpec(_Strict):
     pitch: int = Field(50, ge=0, le=99)
 
 
+class TaggedLine(_Strict):
+    """A bank line that presupposes something: said only when every `after` tag holds."""
+
+    text: str
+    after: list[str] = Field(default_factory=list)
+
+
 class PersonaPack(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     display_name: str = ""
@@ -82,7 +100,7 @@ class PersonaPack(_Strict):
     style: str = Field(min_length=1)
     languages: list[str] = Field(min_length=1)
     voice: dict[str, VoiceSpec]
-    lines: dict[str, dict[str, list[str]]]
+    lines: dict[str, dict[str, list[str | TaggedLine]]]
 
 
 # --- the runtime form (plain frozen dataclasses) -----------------------------------------
@@ -95,6 +113,8 @@ class LineTemplate:
     text: str
     slots: frozenset[str]
     plain: bool  # no braces at all: the text is the line
+    #: what the line presupposes (AFTER tags); empty: it fits any time
+    after: frozenset[str] = frozenset()
 
     def render(self, values: Mapping[str, str]) -> str:
         return self.text if self.plain else self.text.format_map(values)
@@ -226,7 +246,15 @@ _FORMATTER = string.Formatter()
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _compile_line(raw: _Raw, loc: tuple[Any, ...], text: str) -> LineTemplate:
+def _compile_line(raw: _Raw, loc: tuple[Any, ...], item: str | TaggedLine) -> LineTemplate:
+    text, after = (item, []) if isinstance(item, str) else (item.text, item.after)
+    for tag in after:
+        if tag not in AFTER:
+            raise raw.error(
+                (*loc, "after"),
+                f"unknown after tag {tag!r} for {text!r}",
+                hint=f"after tags: {', '.join(AFTER)}",
+            )
     if not text.strip():
         raise raw.error(loc, "empty line")
     slots: set[str] = set()
@@ -246,7 +274,8 @@ def _compile_line(raw: _Raw, loc: tuple[Any, ...], text: str) -> LineTemplate:
                 hint=f"slots: {', '.join(sorted(SLOTS))} (no format specs)",
             )
         slots.add(name)
-    return LineTemplate(text, frozenset(slots), plain="{" not in text and "}" not in text)
+    plain = "{" not in text and "}" not in text
+    return LineTemplate(text, frozenset(slots), plain, frozenset(after))
 
 
 def _build(raw: _Raw, data: dict[str, Any]) -> Persona:
@@ -291,11 +320,11 @@ def _build(raw: _Raw, data: dict[str, Any]) -> Persona:
             templates = tuple(
                 _compile_line(raw, ("lines", lkey, kind, i), t) for i, t in enumerate(texts)
             )
-            if all(t.slots for t in templates):
+            if all(t.slots or t.after for t in templates):
                 raise raw.error(
                     ("lines", lkey, kind),
-                    f"every {lang}/{kind} line needs a slot; add one without slots",
-                    hint="a line without slots is what is said when the state is unknown",
+                    f"every {lang}/{kind} line needs a slot or an after tag; add a plain one",
+                    hint="a line without slots or tags is what is said when nothing is known",
                 )
             bank[kind] = templates
         banks[lang] = bank

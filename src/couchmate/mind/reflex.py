@@ -1,8 +1,9 @@
 """Reflex lines: an in-character line for a moment in microseconds, with no model at all.
 
 The offline default and the instant fallback. Lines come from the persona's bank for the
-kind; a line whose slots the state cannot fill right now is skipped (never "{health}"); the
-same line is never said twice in a row for a kind, nor while it is among the last few lines
+kind; a line whose slots the state cannot fill right now is skipped (never "{health}"), and so
+is one that presupposes what has not happened (`after: [fight]` with no fight seen); the same
+line is never said twice in a row for a kind, nor while it is among the last few lines
 said at all. Choice is seeded, so a replay says the same things.
 """
 
@@ -12,6 +13,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 
 from couchmate.mind.persona import LineTemplate, Persona
 from couchmate.types import GameState
@@ -71,19 +73,28 @@ class Reflex:
         self._recent: deque[LineTemplate] = deque(maxlen=max(1, recent))
 
     def pick(
-        self, kind: str, lang: str, values: Mapping[str, str], *, must_use: str = ""
+        self,
+        kind: str,
+        lang: str,
+        values: Mapping[str, str],
+        *,
+        must_use: str = "",
+        seen: AbstractSet[str] | None = None,
     ) -> str | None:
         """A line for `kind` in `lang` (or the persona's nearest language), filled from
         `values`; None when the persona has no bank for `kind`. `must_use`: a slot the
-        line should carry when some line can (the answer itself, e.g. a remembered fact)."""
+        line should carry when some line can (the answer itself, e.g. a remembered fact).
+        `seen`: the persona.AFTER tags that hold now (None: any line, e.g. to preview)."""
         lang = self.persona.lang(lang)
         bank = self.persona.bank(kind, lang)
         if not bank:
             return None
-        usable = [t for t in bank if t.slots.issubset(values)]
+        usable = [
+            t for t in bank if t.slots.issubset(values) and (seen is None or t.after.issubset(seen))
+        ]
         if must_use in values:
             usable = [t for t in usable if must_use in t.slots] or usable
-        # Validation guarantees a slot-free line per bank, so `usable` is never empty.
+        # Validation guarantees a plain line (no slots, no tags) per bank: never empty.
         last = self._last.get((lang, kind))
         recent = self._recent
         fresh = [t for t in usable if t is not last and not any(t is r for r in recent)]

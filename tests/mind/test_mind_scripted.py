@@ -42,7 +42,7 @@ def test_a_stalled_model_falls_back_to_reflex_when_the_budget_runs_out():
 
     line, t0, srv = asyncio.run(main())
     assert line.path == "reflex" and line.text in bank("death")
-    assert "fast ~0.05s fits 0.30s" in line.reason and "models failed" in line.reason
+    assert "fits 0.30s" in line.reason and "models failed" in line.reason
     took = line.timing.get("first_token") - t0
     assert 0.25 <= took <= 0.6, took  # the 0.3 s budget, not the 5 s timeout
     assert srv.chat_requests()[0].client_closed_at is not None

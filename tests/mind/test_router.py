@@ -119,12 +119,12 @@ CASES = [
         "flaky",
     ),
     Case(
-        "simple question: fast",
+        "simple question: fast (smart fits the patience too, so it is the fallback)",
         m("player_message", difficulty=0.1),
         (FAST_CPU, SMART_CPU),
         "fast",
         False,
-        ("reflex",),
+        ("smart", "reflex"),
         "simple question",
     ),
     Case(
@@ -137,22 +137,22 @@ CASES = [
         "hard question",
     ),
     Case(
-        "hard question, smart too slow: fast",
+        "hard question, slow smart model: waited for (patience 8 s), thinking line first",
         m("player_message", difficulty=0.8),
         (FAST_CPU, SMART_SLOW),
-        "fast",
-        False,
-        ("reflex",),
-        "smart ~4.50s > 3.00s",
-    ),
-    Case(
-        "hard question on a loading screen can wait for the slow smart model",
-        m("player_message", difficulty=0.8, lull=True),
-        (FAST_CPU, BackendView("smart", True, 3.5)),
         "smart",
         True,
         ("fast", "reflex"),
-        "fits 4.00s",
+        "smart ~4.50s fits patience 8.00s",
+    ),
+    Case(
+        "hard question, smart slower than the patience: fast",
+        m("player_message", difficulty=0.8),
+        (FAST_CPU, BackendView("smart", True, 9.0)),
+        "fast",
+        False,
+        ("reflex",),
+        "smart ~9.00s > patience 8.00s",
     ),
     Case(
         "question, no model: reflex fallback answer",
@@ -228,17 +228,22 @@ def test_policy_changes_the_ack_threshold():
 
 
 def test_health_snapshots_feed_the_router():
-    """Real BackendHealth: measured p95 decides; an open breaker routes around."""
+    """Real BackendHealth: the fitted TTFT line decides; an open breaker routes around."""
     clock = [0.0]
     health = BackendHealth(
-        "fast", HealthOptions(failure_threshold=2, cooldown_s=10), clock=lambda: clock[0]
+        "fast",
+        HealthOptions(failure_threshold=2, cooldown_s=10, prior_ttft_s=1.0),
+        clock=lambda: clock[0],
     )
     view = BackendView.from_health("fast", health.snapshot(), prior_s=1.0, vision=False)
-    assert view.expected_ttft_s == 1.0  # the prior, before any sample
-    for s in (0.05, 0.06, 0.07, 0.9):
-        health.record_ttft(s)
+    # The prior before any sample (cautious: its default spread), growing with size.
+    assert 1.0 <= view.ttft_at(500) <= 1.5 and view.ttft_at(100) < view.ttft_at(500)
+    for _ in range(10):
+        for n in (50, 400):
+            health.record_ttft(0.05 + 0.002 * n, tokens=n)
     view = BackendView.from_health("fast", health.snapshot(), prior_s=1.0, vision=False)
-    assert view.expected_ttft_s == pytest.approx(0.9)  # cautious: the p95
+    assert view.ttft_at(400) == pytest.approx(0.85, rel=0.25)
+    assert view.ttft_at(50) < 0.4
     for _ in range(2):
         health.record_failure(health.acquire(), RuntimeError("refused"))
     view = BackendView.from_health("fast", health.snapshot(), prior_s=1.0, vision=False)

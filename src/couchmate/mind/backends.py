@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from couchmate.mind.dialogue import StreamingBackend
 from couchmate.mind.router import BackendView
+from couchmate.models.ttft import IMAGE_TOKENS
 from couchmate.types import Frame
 
 
@@ -51,5 +52,6 @@ def backend_views(backends: Mapping[str, ModelBackend]) -> dict[str, BackendView
             health.snapshot(),
             prior_s=health.expected_ttft_s(),
             vision=getattr(b.role, "max_images", 0) > 0,
+            image_tokens=getattr(b.role, "max_images", 0) * IMAGE_TOKENS,
         )
     return views

@@ -69,6 +69,10 @@ def task_for(moment: Moment, *, said_first: str = "") -> str:
     """The instruction for a moment. `said_first`: the reflex line already spoken."""
     text = _TASKS.get(moment.kind, f"Something happened ({moment.kind}). One short line.")
     text = text.replace("{why}", moment.tags.get("why", "a lull"))
+    if moment.tags.get("hud"):
+        # A question about a HUD value: the value itself, so a small model need not read it
+        # out of the state block.
+        text += " " + moment.tags["hud"]
     if said_first:
         text += (
             f' You already said "{said_first}". Add one short, more useful line (what happened,'

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from couchmate.config import Settings
-from couchmate.errors import ModelError
+from couchmate.errors import BudgetExceeded, ModelError
 from couchmate.mind.backends import ClipLike, ModelBackend, backend_map, backend_views
 from couchmate.mind.dialogue import Conversation, Piece, stream_reply, task_for
 from couchmate.mind.director import Director, DirectorPolicy
@@ -38,9 +38,9 @@ from couchmate.mind.moments import (
     moment_happening,
     synthetic_event,
 )
-from couchmate.mind.offline_answer import is_question, remembered_note
+from couchmate.mind.offline_answer import contradicts, is_question, remembered_note, state_fact
 from couchmate.mind.persona import Persona, PersonaBook, load_persona
-from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits
+from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits, prompt_tokens
 from couchmate.mind.reflex import Reflex, slot_values
 from couchmate.mind.router import Decision, Router, RouterPolicy, question_difficulty
 from couchmate.types import Event, Frame, GameState, Line, now
@@ -104,6 +104,8 @@ class Mind:
         self.recent: deque[Event] = deque(maxlen=16)
         self.decisions: deque[tuple[Moment, Decision]] = deque(maxlen=256)
         self.model_errors: deque[str] = deque(maxlen=32)
+        #: model calls cut by our own deadline (a budget or the patience): not errors
+        self.budget_misses = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._moment_tasks: dict[int, asyncio.Task[Any]] = {}  # by id(event)
         # Moments cut short (the Event objects themselves: holding them keeps ids unique).
@@ -125,6 +127,8 @@ class Mind:
         p = settings.persona
         persona = book.get(p.name) if book is not None else load_persona(p.name)
         kwargs.setdefault("memory_tokens", settings.memory.token_budget)
+        patience = settings.mind.answer_patience_s
+        kwargs.setdefault("router_policy", RouterPolicy(answer_patience_s=patience))
         return cls(
             persona,
             lang=p.language or settings.user.language,
@@ -213,7 +217,8 @@ class Mind:
     async def on_player_message(self, text: str) -> AsyncIterator[Line]:
         """Answer the player at once: a reflex acknowledgement first when the model is slow
         to start, then the model's answer piece by piece; a reflex answer when no model can
-        answer inside the budget."""
+        answer within the patience (`mind.answer_patience_s`). A question about a HUD value
+        ("what is my health?") is answered from the state at once; the model adds to it."""
         t = self.clock()
         event = synthetic_event("player_message", t, text=text)
         event.timing.mark("evented", t)
@@ -240,17 +245,27 @@ class Mind:
         self._answering[id(event)] = event
         self.conversation.add_user(text)
         self._record(Happening("user_turn", text, provenance={"t": t}))
+        fact = state_fact(text, moment.state)
+        if fact is not None:
+            moment.tags["hud"] = fact.hint()  # the model is told the value, too
         decision = self._decide(moment)
-        if decision.path == "reflex" or decision.reflex_first:
+        said = ""
+        if decision.path == "reflex" or decision.reflex_first or fact is not None:
             kind, extra = "thinking", {}
-            if decision.path == "reflex":
+            if fact is not None:
+                kind, extra = "state_answer", {"answer": fact.sentence(self.lang)}
+            elif decision.path == "reflex":
                 kind, extra = await self._offline_answer(text)
             line = self._reflex_line(moment, decision, kind, extra)
             if line is not None:
+                said = line.text if fact is not None else ""
                 yield line
         try:
             if decision.path != "reflex":
-                async for line in self._model_lines(moment, decision, said_first=""):
+                lines = self._model_lines(
+                    moment, decision, said_first=said, fallback_said=bool(said)
+                )
+                async for line in lines:
                     yield line
         finally:
             self._answering.pop(id(event), None)
@@ -307,11 +322,14 @@ class Mind:
             "director": self.director.stats.as_dict(),
             "guard": self.guard.stats.as_dict(),
             "model_errors": list(self.model_errors),
+            "budget_misses": self.budget_misses,
         }
 
     # --- internals ------------------------------------------------------------------------
 
     def _decide(self, moment: Moment) -> Decision:
+        if self.backends and (moment.kind == "player_message" or moment.spec.model_worthy):
+            self._size(moment)
         decision = self.router.decide(moment, backend_views(self.backends))
         moment.decided_at = self.clock()
         self.decisions.append((moment, decision))
@@ -349,8 +367,12 @@ class Mind:
             pass
 
     async def _offline_answer(self, text: str) -> tuple[str, dict[str, str]]:
-        """No model can answer: acknowledge a statement; answer a question from memory
-        when a remembered fact fits; else the persona's honest fallback."""
+        """No model can answer: acknowledge a statement; read out the HUD value asked
+        about; answer a question from memory when a remembered fact fits; else the
+        persona's honest fallback."""
+        fact = state_fact(text, self.state)
+        if fact is not None:
+            return "state_answer", {"answer": fact.sentence(self.lang)}
         if not is_question(text):
             # "noted" lines promise to remember; with no memory nothing is kept, and the
             # personas have no neutral acknowledgement, so the honest fallback it is.
@@ -363,12 +385,15 @@ class Mind:
                 return "remembered", {"memory": note}
         return "fallback_answer", {}
 
-    async def _recall(self, query: str, topics: list[str]) -> Recollection:
-        """What memory holds for `query`, or nothing: a slow or broken memory must not hold
-        up nor break the answer."""
+    async def _recall(
+        self, query: str, topics: list[str], *, tokens: int | None = None
+    ) -> Recollection:
+        """What memory holds for `query` (within `tokens`, else the memory token budget),
+        or nothing: a slow or broken memory must not hold up nor break the answer."""
+        budget = self.memory_tokens if tokens is None else tokens
         try:
             async with asyncio.timeout(self.memory_timeout_s):
-                return await self.memory.recall(self.user.id, query, topics, self.memory_tokens)
+                return await self.memory.recall(self.user.id, query, topics, budget)
         except TimeoutError:
             log.info("memory recall took over %.2fs; answering without it", self.memory_timeout_s)
         except Exception:
@@ -380,9 +405,12 @@ class Mind:
     ) -> Line | None:
         values = slot_values(moment.state or self.state, player=self.user.name)
         values.update(extra or {})
-        # Only lines whose presuppositions hold ("That last fight…" after a fight).
-        must_use, seen = next(iter(extra or {}), ""), self.director.seen()
-        text = self.reflex.pick(kind, self.lang, values, must_use=must_use, seen=seen)
+        if kind == "state_answer":  # the value itself, in the player's language
+            text: str | None = values["answer"]
+        else:
+            # Only lines whose presuppositions hold ("That last fight…" after a fight).
+            must_use, seen = next(iter(extra or {}), ""), self.director.seen()
+            text = self.reflex.pick(kind, self.lang, values, must_use=must_use, seen=seen)
         if text is None:
             return None
         line = self._line(text, moment, "reflex", decision.reason)
@@ -435,10 +463,15 @@ class Mind:
         self, moment: Moment, decision: Decision, *, said_first: str, fallback_said: bool = False
     ) -> AsyncIterator[Line]:
         """The model's lines for a moment, trying the decision's fallback chain inside the
-        budget; reflex when every model fails (unless a reflex line was already said)."""
+        budget; reflex when every model fails (unless a reflex line was already said). The
+        chosen model's request gets the whole window, or, when another model follows it in
+        the chain, about twice its expected start, so the next one still has time. A line
+        that gives a HUD value the player asked about wrongly is not said."""
         end = moment.t + (decision.model_budget_s or decision.budget_s)
         prompt = None
         guarded = ""
+        fact = state_fact(moment.question, moment.state) if moment.question else None
+        models_after = sum(p != "reflex" for p in decision.fallback)
         for path in (decision.path, *decision.fallback):
             if path == "reflex":
                 break
@@ -449,6 +482,8 @@ class Mind:
             if prompt is None:
                 prompt = await self._prompt(moment, decision, said_first)
                 left = end - self.clock()
+                if models_after and decision.expected_s > 0:
+                    left = min(left, 2.0 * decision.expected_s + 0.5)
             pieces: list[str] = []
             guard = self.guard.reply(moment.kind, prompt, self._recent_said())
             last: Piece | None = None
@@ -459,6 +494,9 @@ class Mind:
                     if any(ev is moment.event for ev in self._preempted):
                         break  # a more urgent moment took over: stop generating
                     for text in guard.feed(last.text):
+                        if fact is not None and contradicts(text, fact):
+                            log.info("dropped a model line that misstates %s: %r", fact.kind, text)
+                            continue
                         pieces.append(text)
                         yield self._model_line(text, last, moment, path, decision)
                     if guard.stopped:
@@ -466,10 +504,15 @@ class Mind:
                 else:
                     # The reply ended: a piece held back to judge with the next is said now.
                     for text in guard.finish() if last is not None else ():
+                        if fact is not None and contradicts(text, fact):
+                            continue
                         pieces.append(text)
                         yield self._model_line(text, last, moment, path, decision)
             except ModelError as e:
-                self.model_errors.append(f"{path}: {e.message}")
+                if isinstance(e, BudgetExceeded):
+                    self.budget_misses += 1  # our own deadline: not the backend's fault
+                else:
+                    self.model_errors.append(f"{path}: {e.message}")
                 log.info("model %s failed for %s: %s", path, moment.kind, e.message)
                 if pieces:
                     self._said(" ".join(pieces), moment)
@@ -512,12 +555,35 @@ class Mind:
         self.conversation.add_companion(text)
         self._record(Happening("companion_turn", text, provenance={"moment": moment.kind}))
 
+    def _size(self, moment: Moment) -> None:
+        """The smallest and fullest prompt this moment could send, for the router."""
+        memory = 0 if isinstance(self.memory, NoMemory) else self.memory_tokens
+        moment.min_tokens, moment.full_tokens = self.prompts.sizes(
+            task_for(moment),
+            user_text=moment.question,
+            state=moment.state or self.state,
+            events=list(self.recent),
+            history=self._history_for(moment),
+            memory_tokens=memory,
+            screen_text=self.screen_text,
+        )
+
     async def _prompt(self, moment: Moment, decision: Decision, said_first: str) -> Any:
-        query = moment.question or moment.kind
-        topics = [self.state.game] if self.state is not None and self.state.game else []
-        memory = (await self._recall(query, topics)).text
+        """The request, sized for the model the router chose (`decision.prompt_tokens`):
+        memory is recalled only for the room the prompt has for it."""
+        size = decision.prompt_tokens or None
+        room = (
+            self.memory_tokens
+            if size is None
+            else min(self.memory_tokens, size - moment.min_tokens)
+        )
+        memory = ""
+        if room >= 40 and not isinstance(self.memory, NoMemory):
+            query = moment.question or moment.kind
+            topics = [self.state.game] if self.state is not None and self.state.game else []
+            memory = (await self._recall(query, topics, tokens=room)).text
         images = self._images() if decision.wants_images else []
-        return self.prompts.build(
+        prompt = self.prompts.build(
             task_for(moment, said_first=said_first),
             user_text=moment.question,
             state=moment.state or self.state,
@@ -527,7 +593,12 @@ class Mind:
             screen_text=self.screen_text,
             images=images,
             now=moment.t,
+            max_tokens=size,
         )
+        log.debug(
+            "prompt for %s: %d new tokens (sized %s)", moment.kind, prompt_tokens(prompt), size
+        )
+        return prompt
 
     def _novel(self, e: Event) -> bool:
         """A scene the player has not been in: by the caller's fingerprint when the event

@@ -3,7 +3,12 @@
 A moment is an event worth reacting to, a player message, a lull to fill or a greeting.
 The table below is the single source of the latency budgets (router) and of priorities and
 staleness (director): a death needs a sound within 0.3 s and its analysis within 3 s; a
-question gets 2.5 s (4 s on a loading screen, where nothing else is going on).
+question needs a first sound within 2.5 s (4 s on a loading screen, where nothing else is
+going on) and waits for the model's answer up to the player's patience
+(`mind.answer_patience_s`, the router's policy), with a short acknowledgement first when
+the answer will not be quick. Whether a model makes a budget depends on the prompt it is
+sent: the mind puts the smallest and the fullest prompt size on the moment
+(`min_tokens`, `full_tokens`) and the router sizes the prompt for the model it picks.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ class Moment:
     tags: dict[str, str] = field(default_factory=dict)
     #: when the router decided this moment's path (set by the mind)
     decided_at: float | None = None
+    #: the prompt this moment needs at least / could use at most (new tokens, set by the mind)
+    min_tokens: int = 0
+    full_tokens: int = 0
 
     @property
     def spec(self) -> MomentSpec:

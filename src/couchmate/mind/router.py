@@ -10,12 +10,21 @@ recorded session replays to the same decisions. Rules, in order:
    not open). A backend failing often (error rate ≥ `max_error_rate`) moves to the back of
    the order: tried only after the others, never locked out (its breaker decides that,
    with cool-down probes, so a backend that recovers gets traffic again).
-3. Preference before time. For each usable model in preference order: if its expected time
-   to first token (p95, + our overhead + a speaking margin) fits the first-reaction budget,
-   it is the path — with a reflex line first when it is slow to start (> `ack_after_s`,
+3. Preference before time. A backend's expected time to first token depends on the prompt:
+   `BackendView` carries its fitted line (cautious: p95 spread included) over the prompt's
+   new tokens, and the moment carries the smallest and the fullest prompt it could send
+   (`min_tokens`, `full_tokens`). For each usable model in preference order: if the
+   smallest prompt (+ our overhead + a speaking margin) fits the first-reaction budget, it
+   is the path — with a reflex line first when it is slow to start (> `ack_after_s`,
    "Hmm, let me think…"); else, if the moment has a follow-up budget and the model fits it,
    reflex now and the model's richer line after ("Ouch!" now, the analysis a second later).
-4. No model fits: reflex. The fallback chain lists what the caller tries if the chosen model
+   A player's question waits for the model up to `answer_patience_s` (the user's setting).
+4. The prompt is sized for the chosen model: as many tokens as let it start within
+   `quick_s` (or the window, if that is shorter), never fewer than the smallest prompt nor
+   more than the fullest (`Decision.prompt_tokens`). A slow model gets a short prompt; a
+   fast one everything. Pictures only for a vision model, and only when they fit that
+   target too (a keyframe costs a few hundred tokens).
+5. No model fits: reflex. The fallback chain lists what the caller tries if the chosen model
    fails inside the budget: the other model if it fits what is left, then reflex.
 
 `Router` is the small stateful wrapper: it remembers scene fingerprints (novelty), keeps the
@@ -49,11 +58,27 @@ class HealthLike(Protocol):
     def ttft_ewma_s(self) -> float | None: ...
     @property
     def error_rate(self) -> float: ...
+    @property
+    def ttft(self) -> TtftLine | None: ...
+
+
+class TtftLine(Protocol):
+    """A fitted TTFT line (couchmate.models.ttft.TtftEstimate)."""
+
+    @property
+    def base_s(self) -> float: ...
+    @property
+    def per_token_s(self) -> float: ...
+    @property
+    def spread(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
 class BackendView:
-    """One model path as the router sees it at decision time."""
+    """One model path as the router sees it at decision time.
+
+    Expected (cautious) time to first token for a prompt of n new tokens:
+    `expected_ttft_s + per_token_s · n`; per_token_s 0 means size does not matter."""
 
     path: ModelPath
     available: bool
@@ -61,19 +86,51 @@ class BackendView:
     error_rate: float = 0.0
     vision: bool = False
     note: str = ""  # why it is unavailable, for the reason string
+    per_token_s: float = 0.0
+    #: what the keyframes this role takes add to a prompt
+    image_tokens: int = 0
 
     @classmethod
     def from_health(
-        cls, path: ModelPath, health: HealthLike, *, prior_s: float, vision: bool
+        cls,
+        path: ModelPath,
+        health: HealthLike,
+        *,
+        prior_s: float,
+        vision: bool,
+        image_tokens: int = 0,
     ) -> BackendView:
-        """p95 when measured, else the EWMA, else the prior: the expectation is cautious."""
+        """The fitted TTFT line when the health has one (p95 spread included); else the
+        p95, else the EWMA, else the prior: the expectation is cautious."""
+        note = "" if health.available else "circuit open"
+        line = health.ttft
+        if line is not None:
+            return cls(
+                path,
+                health.available,
+                line.base_s * line.spread,
+                health.error_rate,
+                vision,
+                note,
+                per_token_s=line.per_token_s * line.spread,
+                image_tokens=image_tokens if vision else 0,
+            )
         expected = health.ttft_p95_s
         if expected is None:
             expected = health.ttft_ewma_s
         if expected is None:
             expected = prior_s
-        note = "" if health.available else "circuit open"
         return cls(path, health.available, expected, health.error_rate, vision, note)
+
+    def ttft_at(self, tokens: int) -> float:
+        return self.expected_ttft_s + self.per_token_s * max(0, tokens)
+
+    def tokens_within(self, seconds: float) -> int:
+        """The largest prompt (new tokens) expected to start within `seconds`; -1: none."""
+        room = seconds - self.expected_ttft_s
+        if room < 0:
+            return -1
+        return 1 << 30 if self.per_token_s <= 0 else int(room / self.per_token_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +147,11 @@ class RouterPolicy:
     max_error_rate: float = 0.5
     #: deaths etc. at or above this salience prefer the smart model for the analysis
     smart_salience: float = 0.8
+    #: how long a player's question waits for the model (settings: mind.answer_patience_s)
+    answer_patience_s: float = 8.0
+    #: prompts are sized so the model is expected to start within this, where it can (at
+    #: most ack_after_s, or the sizing itself would call for an acknowledgement)
+    quick_s: float = 1.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +169,8 @@ class Decision:
     expected_s: float = 0.0
     #: the moment would like pictures (keyframes) in the prompt
     wants_images: bool = False
+    #: the prompt's size for this model (new tokens, images aside); 0: no model
+    prompt_tokens: int = 0
 
 
 DEFAULT_POLICY = RouterPolicy()
@@ -150,6 +214,10 @@ def route(
     """Choose the path for `moment`. Pure: same inputs, same decision."""
     budget = moment.first_budget_s
     follow = moment.spec.follow_budget_s
+    if moment.kind == "player_message":
+        follow = policy.answer_patience_s
+    smallest = max(0, moment.min_tokens)
+    fullest = max(smallest, moment.full_tokens)
     prefs, why, wants_images = _prefs(moment, policy)
     if not prefs:
         return Decision("reflex", why, budget, fallback=())
@@ -168,44 +236,57 @@ def route(
         usable = [b for b in usable if b not in flaky] + flaky
         notes += [f"{b.path} flaky (error rate {b.error_rate:.0%}): last" for b in flaky]
 
-    def cost(b: BackendView) -> float:
-        return b.expected_ttft_s + policy.overhead_s + policy.speak_margin_s
+    margin = policy.overhead_s + policy.speak_margin_s
+
+    def cost(b: BackendView, tokens: int = smallest) -> float:
+        return b.ttft_at(tokens) + margin
 
     def chain(chosen: BackendView, window: float) -> tuple[Path_, ...]:
         others = tuple(b.path for b in usable if b is not chosen and cost(b) <= window)
         return (*others, "reflex")
 
+    def expect(b: BackendView) -> str:
+        at = f" ({smallest} tok)" if smallest else ""
+        return f"{b.path} ~{b.ttft_at(smallest):.2f}s{at}"
+
+    def decide(b: BackendView, window: float, *, follow_up: bool, note: str) -> Decision:
+        target = min(window, max(policy.quick_s, cost(b)))
+        tokens = min(fullest, max(smallest, b.tokens_within(target - margin)))
+        images = wants_images and b.vision and cost(b, tokens + b.image_tokens) <= target
+        expected = b.ttft_at(tokens + (b.image_tokens if images else 0))
+        first = follow_up or expected + margin > policy.ack_after_s
+        notes.append(f"{expect(b)} {note}")
+        if tokens > smallest:
+            notes.append(f"prompt {tokens} tok")
+        if first and not follow_up:
+            notes.append(f"slow start (> {policy.ack_after_s:.1f}s): reflex first")
+        return Decision(
+            b.path,
+            "; ".join([why, *notes]),
+            budget,
+            reflex_first=first,
+            model_budget_s=window,
+            fallback=chain(b, window),
+            expected_s=expected,
+            wants_images=images,
+            prompt_tokens=tokens,
+        )
+
     # Preference first, then time: the preferred model inside the first-reaction budget,
-    # else the preferred model as a follow-up after a reflex line, else the next model.
+    # else the preferred model as a follow-up after a reflex line, else the next model. A
+    # question waits for the model up to the patience (with a reflex line first if slow).
     for b in usable:
+        if moment.kind == "player_message" and follow is not None:
+            if cost(b) <= follow:
+                return decide(b, follow, follow_up=False, note=f"fits patience {follow:.2f}s")
+            notes.append(f"{expect(b)} > patience {follow:.2f}s")
+            continue
         if cost(b) <= budget:
-            first = cost(b) > policy.ack_after_s
-            notes.append(f"{b.path} ~{b.expected_ttft_s:.2f}s fits {budget:.2f}s")
-            if first:
-                notes.append(f"slow start (> {policy.ack_after_s:.1f}s): reflex first")
-            return Decision(
-                b.path,
-                "; ".join([why, *notes]),
-                budget,
-                reflex_first=first,
-                model_budget_s=budget,
-                fallback=chain(b, budget),
-                expected_s=b.expected_ttft_s,
-                wants_images=wants_images and b.vision,
-            )
-        notes.append(f"{b.path} ~{b.expected_ttft_s:.2f}s > {budget:.2f}s")
+            return decide(b, budget, follow_up=False, note=f"fits {budget:.2f}s")
         if follow is not None and cost(b) <= follow:
-            notes.append(f"reflex now, {b.path} fits follow-up {follow:.2f}s")
-            return Decision(
-                b.path,
-                "; ".join([why, *notes]),
-                budget,
-                reflex_first=True,
-                model_budget_s=follow,
-                fallback=chain(b, follow),
-                expected_s=b.expected_ttft_s,
-                wants_images=wants_images and b.vision,
-            )
+            note = f"> {budget:.2f}s; reflex now, {b.path} fits follow-up {follow:.2f}s"
+            return decide(b, follow, follow_up=True, note=note)
+        notes.append(f"{expect(b)} > {budget:.2f}s")
     return Decision("reflex", "; ".join([why, *notes, "reflex"]), budget)
 
 

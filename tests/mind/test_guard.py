@@ -140,6 +140,14 @@ OBSERVED = [
         "echo",
         [],
     ),
+    # "did you see that?" answered as a made-up transcript.
+    (
+        "player_message",
+        ['A: "I just saw that...', 'I am the one who killed you."'],
+        [],
+        "echo",
+        [],
+    ),
     # "what's my health?" answered with a transcript of the prompt.
     (
         "player_message",
@@ -235,6 +243,19 @@ def test_a_short_start_is_held_only_while_it_could_be_a_repeat():
     assert g.finish() == ["Hey Alex!"]  # nothing followed: alone it is fine
     g = guard.reply("lull", prompt_for("lull"), ["Hey Alex! Ready to play?"])
     assert g.feed("Having fun?") == ["Having fun?"]  # nothing to wait for
+
+
+def test_an_assistants_voice_is_self_talk_but_game_rules_are_not():
+    guard, text = sunny_guard(), instruction_text(prompt_for("lull"))
+    # Both observed in lull comments, after the greeting.
+    assert guard.check("I'm happy to help.", instructions=text) == "self_talk"
+    asked = "What do you need to know, and what can I help you with today?"
+    assert guard.check(asked, instructions=text) == "self_talk"
+    assert guard.check("This rules!", instructions=text) == ""
+    assert (
+        guard.check("The rules here are simple: last one standing wins.", instructions=text) == ""
+    )
+    assert guard.check("The enemy AI is asleep.", instructions=text) == ""
 
 
 # --- what must pass ----------------------------------------------------------------------------

@@ -20,8 +20,8 @@ echo split over a clause boundary is still one echo); the first that fails is th
   Screen text and memory notes are not instructions and are left out of the comparison
   (reading a sign aloud or recalling a fact is the point of them).
 - self_talk: the companion talks about itself as a model: AI, language model, assistant,
-  its prompt, instructions, rules, system message, "in character", or itself as "you are
-  <name>".
+  its prompt, instructions, rules, system message, "in character", itself as "you are
+  <name>", or in an assistant's voice ("what can I help you with", "happy to help").
 - repeat: the piece says again a sentence of the companion's recent lines or of this
   reply (its words in the same order, or ≥ `near_repeat` of the same words).
 - too_long: the reply would run past the route's length in seconds of speech
@@ -37,6 +37,7 @@ persona, the rules or the prompt. Counts per reason are in `GuardStats`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,8 @@ from types import MappingProxyType
 from typing import Any
 
 from couchmate.models.prompt import Prompt
+
+log = logging.getLogger(__name__)
 
 #: why a piece was stopped, in the order the rules are checked
 REASONS = ("format", "echo", "self_talk", "repeat", "too_long")
@@ -226,13 +229,17 @@ _FORMAT = re.compile(
     re.MULTILINE,
 )
 _EVENT_ROW = re.compile(r"\b\d+(?:\.\d+)?s ago\b", re.IGNORECASE)
-_HEADERS = re.compile(r"\bthe player says\s*:|^\s*(?:you say|assistant|user|system)\s*:", re.I)
+_HEADERS = re.compile(
+    r"\bthe player says\s*:|^\W*(?:you say|assistant|user|system|player|[aq]|answer|question)\s*:",
+    re.IGNORECASE,
+)
 _SELF = re.compile(
     r"\b(?:an ai|ai (?:assistant|model|language model|chatbot|companion)|(?:large )?language "
     r"model|llm|chat ?bot|assistant|artificial intelligence|neural network)\b"
-    r"|\b(?:my|your|the|these|those|this|our|system)\s+(?:instructions?|prompts?|rules|"
-    r"guidelines|programming|system (?:message|prompt)|training(?: data)?)\b"
+    r"|\b(?:my|your|these|those|our)\s+(?:instructions?|prompts?|rules|guidelines|"
+    r"programming|training(?: data)?)\b|\bthe (?:instructions|prompt|guidelines)\b"
     r"|\bsystem (?:message|prompt)\b|\bplays? the role of\b"
+    r"|\b(?:how|what) can i (?:help|assist)|\b(?:happy|glad|here) to (?:help|assist)\b"
     r"|\b(?:stay|staying|stayed|in|out of|break|breaking) character\b"
     r"|\bi am (?:just )?(?:a|an) (?:ai|bot|program|computer program|model|machine)\b"
     r"|人工智能|语言模型|提示词|系统消息|指令|人工知能|言語モデル|プロンプト|システムメッセージ"
@@ -315,11 +322,11 @@ class ReplyGuard:
             # Judged as one: the held start and this piece.
             check = self._check(f"{held} {piece}", joined_with="", final=True)
             if check.reason:
-                return self._stop(check.reason)
+                return self._stop(check.reason, f"{held} {piece}")
             return self._say([held, piece])
         check = self._check(piece, joined_with=self._prev, final=False)
         if check.reason:
-            return self._stop(check.reason)
+            return self._stop(check.reason, piece)
         if check.hold:
             self._held = piece
             if stats is not None:
@@ -341,7 +348,7 @@ class ReplyGuard:
         for p in pieces:
             total = " ".join([*self.said, p])
             if speech_seconds(total, self.guard.wpm, cjk_word=self.policy.cjk_word) > self._limit:
-                self._stop("too_long")
+                self._stop("too_long", p)
                 break
             self.said.append(p)
             self.recent.add(p)  # a reply that says the same sentence twice is a repeat too
@@ -351,10 +358,17 @@ class ReplyGuard:
             self.guard.stats.passed += len(out)
         return out
 
-    def _stop(self, reason: str) -> list[str]:
+    def _stop(self, reason: str, piece: str = "") -> list[str]:
         self.reason = reason
         self._held = None
         if self._count:
+            log.info(
+                "guard: %s reply %s (%s) at %r",
+                self.kind,
+                "trimmed" if self.said else "dropped",
+                reason,
+                piece[:120],
+            )
             (self.guard.stats.trimmed if self.said else self.guard.stats.dropped)[reason] += 1
         return []
 

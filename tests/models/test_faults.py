@@ -144,6 +144,25 @@ def test_whole_reply_faults(reply: Reply, retryable, status):
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(("code", "key_env"), [(401, "GEMINI_API_KEY"), (403, "")])
+def test_a_refused_key_is_a_final_error_naming_the_variable(code, key_env, monkeypatch):
+    # The hint template's "${env}" once reached str.format as a field: every 401/403 raised
+    # KeyError from inside the error mapper instead of a ModelError.
+    async def main():
+        async with ScriptedServer(default=Status(code, "invalid api key")) as srv:
+            backend = make_backend(srv.base_url, api_key_env=key_env)
+            with pytest.raises(ModelError) as info:
+                await backend.complete(PROMPT, budget_s=BUDGET)
+            assert info.value.status == code and not info.value.retryable
+            assert (f"${key_env}" if key_env else "the api_key_env setting") in info.value.hint
+            assert len(srv.chat_requests()) == 1
+            await backend.aclose()
+
+    if key_env:
+        monkeypatch.setenv(key_env, "k")
+    asyncio.run(main())
+
+
 def test_retryable_error_then_success_within_budget():
     async def main():
         async with ScriptedServer([Status(503), Hangup()], default=Answer("all good")) as srv:

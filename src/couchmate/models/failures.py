@@ -33,9 +33,9 @@ def _hint_for_status(status: int, *, base_url: str, model: str, key_env: str) ->
     if status >= 500:
         return f"the model server at {base_url} had an internal error; it may be overloaded"
     template = _STATUS_HINTS.get(status, f"the model server at {base_url} said HTTP {status}")
-    return template.format(url=base_url, model=model).replace(
-        "${env}", f"${key_env}" if key_env else "the api_key_env setting"
-    )
+    # "${env}" first: str.format would read "{env}" as a field of its own (KeyError).
+    env = f"${key_env}" if key_env else "the api_key_env setting"
+    return template.replace("${env}", env).format(url=base_url, model=model)
 
 
 def _causes(e: BaseException) -> list[BaseException]:

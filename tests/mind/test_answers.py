@@ -46,7 +46,7 @@ def test_a_cpu_model_slower_than_the_old_budget_answers_the_players_questions():
         ]
         async with ScriptedServer(slow) as srv:
             fast = backend(srv)
-            mind = Mind.from_settings(Settings(), backends={"fast": fast})
+            mind = Mind.from_settings(Settings(), backends={"fast": fast}, warm_up=False)
             mind.on_update(state(now(), health=45, ammo=12), [])
             t0 = now()
             first = await ask(mind, "what should I do now?")
@@ -78,7 +78,7 @@ def test_the_patience_setting_is_honoured(patience, by_model):
     async def main():
         async with ScriptedServer(default=Answer("Try the left door.", ttft_s=1.5)) as srv:
             fast = backend(srv, prior=0.1)  # looks quick: the patience must cut it
-            mind = Mind.from_settings(settings, backends={"fast": fast})
+            mind = Mind.from_settings(settings, backends={"fast": fast}, warm_up=False)
             t0 = now()
             lines = await ask(mind, "where do I go?")
             took = now() - t0
@@ -104,7 +104,7 @@ def test_a_cut_by_the_patience_is_a_speed_sample_not_a_backend_error():
             fast = backend(srv, prior=0.05)
             settings = Settings()
             settings.mind.answer_patience_s = 0.4
-            mind = Mind.from_settings(settings, backends={"fast": fast})
+            mind = Mind.from_settings(settings, backends={"fast": fast}, warm_up=False)
             for _ in range(4):
                 await ask(mind, "anything?")
             snap = fast.health.snapshot()
@@ -180,3 +180,24 @@ def test_a_model_line_that_misstates_the_value_is_not_said():
     assert texts[0] == "Your health is 45."
     assert not any("100" in t for t in texts), texts
     assert any("medkit" in t for t in texts[1:]), texts  # the rest of its line is said
+
+
+def test_an_answer_unfit_to_say_is_asked_for_once_more_while_the_player_waits():
+    async def main():
+        replies = [
+            Answer("As an AI language model, I cannot see your game."),
+            Answer("Go left, then up the stairs."),
+        ]
+        async with ScriptedServer(replies) as srv:
+            fast = backend(srv, prior=0.1)
+            mind = Mind(load_persona("sunny"), backends={"fast": fast})
+            lines = await ask(mind, "where do I go?")
+            bodies = [r.body for r in srv.chat_requests()]
+            await fast.aclose()
+            return lines, bodies, mind.stats()
+
+    lines, bodies, stats = asyncio.run(main())
+    assert {ln.path for ln in lines} == {"fast"}
+    assert " ".join(ln.text for ln in lines) == "Go left, then up the stairs."
+    assert "temperature" not in bodies[0] and bodies[1]["temperature"] == 1.0
+    assert stats["guard"]["dropped"] == {"self_talk": 1}

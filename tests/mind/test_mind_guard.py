@@ -93,6 +93,7 @@ def test_an_answer_that_repeats_the_last_line_is_not_said_again():
         replies = [
             Answer("Keep moving and grab the armor!"),
             Answer("Keep moving and grab the armor!"),
+            Answer("Keep moving and grab the armor!"),  # asked again (mind: RETRY_TEMPERATURE)
         ]
         async with ScriptedServer(replies) as srv:
             fast = scripted(srv)

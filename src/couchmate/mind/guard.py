@@ -16,7 +16,8 @@ echo split over a clause boundary is still one echo); the first that fails is th
   template tokens, list markers, snake_case identifiers.
 - echo: the piece repeats our instructions: it shares a run of words with the system
   message, the section headers or the task (`echo_run` words with two content words, or
-  most of a short piece), or it carries an event row ("8.0s ago") or "The player says:".
+  most of a short piece), or it carries an event row ("8.0s ago") or a transcript header
+  ("The player says:", "Now:", "A:").
   Screen text and memory notes are not instructions and are left out of the comparison
   (reading a sign aloud or recalling a fact is the point of them).
 - self_talk: the companion talks about itself as a model: AI, language model, assistant,
@@ -230,7 +231,8 @@ _FORMAT = re.compile(
 )
 _EVENT_ROW = re.compile(r"\b\d+(?:\.\d+)?s ago\b", re.IGNORECASE)
 _HEADERS = re.compile(
-    r"\bthe player says\s*:|^\W*(?:you say|assistant|user|system|player|[aq]|answer|question)\s*:",
+    r"\bthe player says\s*:"
+    r"|^\W*(?:you say|assistant|user|system|(?:the )?player|[aq]|answer|question|now)\s*:",
     re.IGNORECASE,
 )
 _SELF = re.compile(
@@ -408,7 +410,7 @@ class ReplyGuard:
                 run = 0
         if best >= self.policy.echo_run and best_content >= 2:
             return True
-        if best >= 3 and best_content >= 1 and not joined:
+        if best >= 3 and best_content >= 2 and not joined:
             return sum(covered) / len(ws) >= self.policy.echo_cover
         return False
 

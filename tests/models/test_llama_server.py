@@ -55,9 +55,10 @@ def test_whole_reply_honours_max_tokens(llama_server):
 
 
 def test_images_are_accepted_by_a_text_only_llama_server(llama_server):
-    # llama-cpp-python's chat template for a text-only model keeps the text parts and drops
-    # image parts: the request succeeds. (A server that refuses images answers 400, which
-    # the client reports as a final, non-retryable ModelError; see test_faults.)
+    # The tiny GGUF's template is exactly ChatML, which llama-cpp-python formats with its own
+    # code: it keeps the text parts and drops the image parts, and the request succeeds. A
+    # model with its own Jinja template (SmolLM2) fails such a request with HTTP 500; the
+    # start-up probe turns images off for it (test_probe_llama).
     async def main():
         backend = make_backend(llama_server.base_url, max_images=4)
         frames = [np.full((720, 1280, 3), 40 * i, np.uint8) for i in range(6)]

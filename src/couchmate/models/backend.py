@@ -12,7 +12,8 @@ then fails fast with a retryable ModelError and the caller falls back. Leaving t
 with` (or cancelling the task) closes the HTTP stream at once, which is how a newer, more
 urgent line pre-empts a stale one. The openai client's own retries are off; `RetryPolicy` is
 the one place that decides. Every failure is a ModelError; the breaker in `health` decides
-whether the next call goes out at all.
+whether the next call goes out at all, and `watch` tells the user once when calls start
+failing (couchmate.models.watch).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from couchmate.config import ModelRole
 from couchmate.errors import BudgetExceeded, ConfigError, ModelError
@@ -31,7 +32,11 @@ from couchmate.models.health import BackendHealth, HealthOptions
 from couchmate.models.prompt import PreparedRequest, Prompt, prepare
 from couchmate.models.retry import RetryPolicy, call_with_retries
 from couchmate.models.stream import ChatStream
+from couchmate.models.watch import FailureWatch
 from couchmate.types import Timing
+
+if TYPE_CHECKING:
+    from couchmate.models.probe import ProbeResult
 
 __all__ = ["NO_KEY", "ChatBackend", "ChatStream", "Completion", "make_openai_client"]
 
@@ -57,6 +62,10 @@ class ChatBackend:
             )
         self.retry = retry or RetryPolicy()
         self.health = BackendHealth(name, health, base_url=self.role.base_url)
+        #: tells subscribers once when calls start failing, and once when they work again
+        self.watch = FailureWatch(name, base_url=self.role.base_url)
+        #: what the start-up probe found (couchmate.models.probe), None before it ran
+        self.last_probe: ProbeResult | None = None
         self.executor = executor
         self.client = make_openai_client(
             self.role.base_url,
@@ -128,6 +137,7 @@ class ChatBackend:
             text, finish, usage = self._parse_completion(resp)
         except ModelError as e:
             self.health.record_failure(permit, e)
+            self.watch.failed(e)
             raise
         except BaseException:
             self.health.release(permit)
@@ -135,6 +145,7 @@ class ChatBackend:
         # No TTFT sample: a whole reply's time is not a time to first token, and the router
         # plans with the streamed figure.
         self.health.record_success(permit)
+        self.watch.succeeded()
         return Completion(
             text=text,
             finish_reason=finish,

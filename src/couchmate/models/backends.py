@@ -1,15 +1,27 @@
-"""The model backends a session has: `fast` and `smart`, either of which may be off."""
+"""The model backends a session has: `fast` and `smart`, either of which may be off.
+
+backends = Backends.from_settings(settings)
+backends.subscribe(lambda event: notify(event.line))   # failing / stalled / recovered
+for result in await backends.probe():                  # ≈ 3 s, never raises
+    notify(result.line)
+backends.status_lines()                                # one live line each, for a panel
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from couchmate.config import ModelSettings, Settings
 from couchmate.models.backend import ChatBackend
 from couchmate.models.health import HealthOptions, HealthSnapshot
 from couchmate.models.retry import RetryPolicy
+from couchmate.models.watch import Subscriber
+
+if TYPE_CHECKING:
+    from couchmate.models.probe import ProbeResult
 
 RoleName = Literal["fast", "smart"]
 
@@ -53,6 +65,30 @@ class Backends:
 
     def snapshot(self) -> dict[str, HealthSnapshot]:
         return {b.name: b.health.snapshot() for b in self.all()}
+
+    async def probe(self, *, budget_s: float | None = None) -> list[ProbeResult]:
+        """Probe every backend at once (couchmate.models.probe): reachable, the model there,
+        images taken. Turns images off for a backend that refuses them. Never raises."""
+        from couchmate.models.probe import PROBE_BUDGET_S, probe_all
+
+        return await probe_all(self, budget_s=PROBE_BUDGET_S if budget_s is None else budget_s)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """`callback(BackendEvent)` once when a backend starts failing (or stalls) and once
+        when it answers again; returns a function that unsubscribes."""
+        undo = [b.watch.subscribe(callback) for b in self.all()]
+
+        def unsubscribe() -> None:
+            for u in undo:
+                u()
+
+        return unsubscribe
+
+    def status_lines(self) -> list[str]:
+        """One live line per backend ("fast smollm2: ok · ttft 0.6 s · text only")."""
+        from couchmate.models.status import status_line
+
+        return [status_line(b) for b in self.all()]
 
     async def aclose(self) -> None:
         for b in self.all():

@@ -246,11 +246,31 @@ class Garbage(Reply):
 
 
 @dataclass(slots=True)
+class TextOnly(Reply):
+    """A text-only server: a request with content-part lists (images) gets what
+    llama-cpp-python answers for a model whose Jinja template concatenates the content
+    (HTTP 500); anything else gets `reply`."""
+
+    reply: Reply = field(default_factory=Answer)
+    status: int = 500
+    message: str = 'can only concatenate str (not "list") to str'
+
+    async def write(self, ex: Exchange) -> bool:
+        body = ex.request.body if isinstance(ex.request.body, dict) else {}
+        messages = body.get("messages") or []
+        if any(isinstance(m.get("content"), list) for m in messages if isinstance(m, dict)):
+            return await Status(self.status, self.message).write(ex)
+        return await self.reply.write(ex)
+
+
+@dataclass(slots=True)
 class ScriptedServer:
     """Answers chat requests with `script` in order, then with `default` forever."""
 
     script: Sequence[Reply] = ()
     default: Reply = field(default_factory=Answer)
+    #: what GET /models lists; None answers it with 404, as servers without it do
+    model_ids: Sequence[str] | None = ("scripted",)
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -335,7 +355,11 @@ class ScriptedServer:
         self.requests.append(request)
         ex = Exchange(reader, writer, request)
         if path.endswith("/models"):
-            payload = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
+            if self.model_ids is None:
+                await Status(404, "not found").write(ex)
+                return True
+            data = [{"id": m, "object": "model"} for m in self.model_ids]
+            payload = {"object": "list", "data": data}
             await ex.whole(200, json.dumps(payload).encode(), "application/json")
             return True
         reply = self._queue.popleft() if self._queue else self.default

@@ -114,6 +114,7 @@ class ChatStream:
             health = self.backend.health
             if "first_token" in self.timing.marks:
                 health.record_success(self._permit)
+                self.backend.watch.succeeded()
             else:
                 health.release(self._permit)
         self.timing.mark("done")
@@ -246,8 +247,10 @@ class ChatStream:
             return
         if error is None:
             self.backend.health.record_success(permit)
+            self.backend.watch.succeeded()
         else:
             self.backend.health.record_failure(permit, error)
+            self.backend.watch.failed(error)
 
     async def _close_http(self) -> None:
         stream, self._stream, self._chunks = self._stream, None, None

@@ -8,8 +8,10 @@ test_probe_llama.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -50,6 +52,7 @@ def test_a_text_only_server_gets_images_turned_off_and_then_answers():
                     await _say(plain.fast, Prompt(user="look", images=FRAMES))
 
             async with _backends(srv.base_url) as backends:
+                assert backends.status_lines() == ["fast scripted: not checked yet · ≤4 images"]
                 [result] = await backends.probe(budget_s=2.0)
                 fast = backends.fast
                 assert result.state is ProbeState.OK and result.usable
@@ -81,7 +84,10 @@ def test_a_vision_server_keeps_its_images():
             image_req, text_req = (r.body for r in srv.chat_requests())
             parts = image_req["messages"][-1]["content"]
             assert [p["type"] for p in parts] == ["text", "image_url"]
-            assert parts[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+            url = parts[1]["image_url"]["url"]
+            assert url.startswith("data:image/jpeg;base64,")
+            image = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(",")[1]), np.uint8), 1)
+            assert min(image.shape[:2]) >= 28  # Qwen2-VL refuses smaller images
             assert image_req["max_tokens"] == 1 and not image_req.get("stream")
             assert isinstance(text_req["messages"][-1]["content"], str)
 

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 PROBE_BUDGET_S = 3.0
 # What a server says when it cannot take an image part (or content-part lists at all).
 _REFUSED_STATUSES = frozenset({400, 413, 415, 422, 500, 501})
+_PROBE_IMAGE_SIDE = 64
 
 
 class ProbeState(StrEnum):
@@ -278,7 +279,10 @@ def _apply(backend: ChatBackend, result: ProbeResult) -> None:
 
 def _image_request(backend: ChatBackend) -> dict[str, Any]:
     # The same wire shape the session sends: text part, then an image_url data URL part.
-    image = encode_image(np.full((16, 16, 3), 128, np.uint8))
+    # 64×64, not smaller: Qwen2-VL's processor refuses a side under 28 px, and that refusal
+    # must not read as "this server takes no images".
+    ramp = np.linspace(0, 255, _PROBE_IMAGE_SIDE, dtype=np.uint8)
+    image = encode_image(np.dstack([np.tile(ramp, (_PROBE_IMAGE_SIDE, 1))] * 3))
     prompt = Prompt(user="One word: what colour is this?")
     messages = build_messages(prompt, [image])
     return backend._request_args(

@@ -38,6 +38,8 @@ def status_line(backend: ChatBackend) -> str:
         return f"{who}: down ({watch.reason})" if watch.reason else f"{who}: down"
     if watch.state is BackendEventKind.STALLED:
         state = f"slow ({watch.reason})"
+    elif probe is None and snap.calls == 0:
+        state = "not checked yet"
     elif probe is not None and probe.state is ProbeState.SLOW and snap.calls == 0:
         state = f"slow (no reply in {probe.detail})"
     else:

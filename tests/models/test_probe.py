@@ -17,6 +17,7 @@ import pytest
 
 from couchmate.config import ModelRole, ModelSettings
 from couchmate.errors import ModelError
+from couchmate.mind.backends import backend_map, backend_views
 from couchmate.models.backends import Backends
 from couchmate.models.local_server import free_port
 from couchmate.models.probe import ProbeState, model_listed
@@ -58,6 +59,8 @@ def test_a_text_only_server_gets_images_turned_off_and_then_answers():
                 assert result.state is ProbeState.OK and result.usable
                 assert result.images is False and result.images_off
                 assert fast.role.max_images == 0  # for this session only
+                view = backend_views(backend_map(backends))["fast"]
+                assert not view.vision and view.image_tokens == 0  # the router plans text
                 assert "images off" in result.line and "concatenate str" in result.line
                 assert "max_images = 0" in result.hint
                 assert result.ttft_s is not None and result.elapsed_s < 2.0

@@ -245,9 +245,10 @@ def _refused(e: ModelError) -> bool:
 
 
 def _say(e: ModelError) -> str:
+    """The error without its "model 'fast' failed with" preamble: the line names the role."""
     text = str(e)
     if text.startswith("model '"):
-        text = text.split("' ", 1)[-1]
+        text = text.split("' ", 1)[-1].removeprefix("failed with ")
     return text if len(text) <= 160 else text[:159] + "…"
 
 
@@ -272,7 +273,7 @@ def _apply(backend: ChatBackend, result: ProbeResult) -> None:
     backend.last_probe = result
     if result.images_off:
         backend.role.max_images = 0
-        log.warning("model %r: %s", backend.name, result.line)
+        log.info("model %r: %s", backend.name, result.line)
     if not result.usable:
         backend.watch.mark_failing(result.detail)
 

@@ -245,6 +245,18 @@ def test_a_short_start_is_held_only_while_it_could_be_a_repeat():
     assert g.feed("Having fun?") == ["Having fun?"]  # nothing to wait for
 
 
+def test_a_hud_value_handed_to_the_model_is_no_instruction_to_echo():
+    p = load_persona("sunny")
+    builder = PromptBuilder(p, lang="en", user=Identity("u", "Alex"))
+    m = Moment("player_message", T, 1.0, question="what's my health?")
+    m.tags["hud"] = "The game's HUD shows health = 0 right now."  # the mind's hint
+    prompt = builder.build(task_for(m), user_text=m.question, state=state(T, health=0))
+    text = instruction_text(prompt)
+    assert "Answer the player" in text and "HUD shows" not in text
+    # Observed from SmolLM2 with that hint: the answer itself.
+    assert sunny_guard().check('"Health is 0 right now."', instructions=text) == ""
+
+
 def test_headers_of_a_made_up_transcript_are_echoes_but_i_do_not_know_is_honest():
     guard, text = sunny_guard(), instruction_text(prompt_for("player_message"))
     # Observed answers: the task's "Now:" header, and the player as a speaker.

@@ -183,6 +183,7 @@ def _contains(seq: Sequence[str], sub: Sequence[str]) -> bool:
 
 _BLOCK = re.compile(r"<<(screen|notes) id=([^>\s]+)>>.*?<</\1 id=\2>>", re.DOTALL)
 _QUOTED = re.compile(r'"[^"\n]*"')
+_ASSIGNED = re.compile(r"\w = \S")
 _DATA_LINE = re.compile(r"^\s*(?:-\s|[\w .]{1,32}:\s*\S+\s*$)")
 
 
@@ -194,7 +195,10 @@ def instruction_text(prompt: Prompt) -> str:
     kept = [ln for ln in context.splitlines() if ln.strip() and not _DATA_LINE.match(ln)]
     # A quote in the task is a line already said (`You already said "…"`): saying it again
     # is a repeat, which the recent lines catch.
-    return _QUOTED.sub(" ", "\n".join([prompt.system, *kept]))
+    text = _QUOTED.sub(" ", "\n".join([prompt.system, *kept]))
+    # A value handed over to be said ("The game's HUD shows health = 0 right now.") is
+    # data: saying it is the answer, not an echo.
+    return "\n".join(s for s in _SENTENCE.split(text) if not _ASSIGNED.search(s))
 
 
 class _Reference:

@@ -176,6 +176,30 @@ def test_what_the_real_model_said_is_stopped_where_it_goes_wrong(
     assert (stats.trimmed if kept else stats.dropped) == {reason: 1}
 
 
+@pytest.mark.parametrize(
+    ("persona", "line", "reason"),
+    [
+        # More lines SmolLM2 said through the Mind (the guard's log), each as one piece.
+        ("deadpan", "You are Dex, the player's deadpan friend on the couch.", "echo"),
+        ("deadpan", "Dex, the player's deadpan friend on the couch.", "echo"),
+        ("sunny", "(narrating in character) You just killed the first death?", "format"),
+        ("sunny", "I'd be happy to help you with that.", "self_talk"),
+        ("sunny", "You're not a player, you're an AI assistant.", "self_talk"),
+        ("sunny", "I can only provide a response in character.", "self_talk"),
+        ("sunny", "If I didn't have an evil one who killed you in 9.8s ago, it was me.", "echo"),
+        ("sunny", "The player says: What is my health again?", "echo"),
+        ("sunny", "Oh no, you're getting it wrong again.", ""),
+        ("sunny", "The boss is the one with the evil face.", ""),
+        ("deadpan", "So, you know how to play?", ""),
+    ],
+)
+def test_more_real_lines(persona, line, reason):
+    p = load_persona(persona)
+    guard = Guard(display_name=p.display_name, wpm=p.voice("en").wpm)
+    text = instruction_text(prompt_for("player_message", persona=persona))
+    assert guard.check(line, instructions=text) == reason
+
+
 def test_the_reported_greeting_instruction_is_never_spoken():
     """The user's report: the greeting was the task itself, read aloud."""
     said, why = run(

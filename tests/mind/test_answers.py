@@ -18,7 +18,7 @@ from couchmate.models.backend import ChatBackend
 from couchmate.models.health import BreakerState, HealthOptions
 from couchmate.models.scripted_server import Answer, ScriptedServer
 from couchmate.types import now
-from tests.mind.support import state
+from tests.mind.support import event, state
 
 FALLBACK = {t.text for t in load_persona("sunny").bank("fallback_answer", "en")}
 THINKING = {t.text for t in load_persona("sunny").bank("thinking", "en")}
@@ -201,3 +201,27 @@ def test_an_answer_unfit_to_say_is_asked_for_once_more_while_the_player_waits():
     assert " ".join(ln.text for ln in lines) == "Go left, then up the stairs."
     assert "temperature" not in bodies[0] and bodies[1]["temperature"] == 1.0
     assert stats["guard"]["dropped"] == {"self_talk": 1}
+
+
+def test_an_event_does_not_queue_behind_the_answer_being_made():
+    """A single-slot CPU server makes one reply at a time: a death's follow-up sent while a
+    question is being answered would wait behind it and miss its own budget."""
+
+    async def main():
+        async with ScriptedServer(default=Answer("Take the stairs.", ttft_s=0.5)) as srv:
+            fast = backend(srv, prior=0.1)
+            mind = Mind(load_persona("sunny"), backends={"fast": fast})
+            answer = asyncio.ensure_future(ask(mind, "where do I go?"))
+            await asyncio.sleep(0.2)  # the answer's request is out
+            t = now()
+            lines = mind.on_update(state(t, health=0), [event("death", t, 0.95)])
+            reason = mind.decisions[-1][1].reason
+            await answer
+            await asyncio.gather(*mind._tasks)
+            n = len(srv.chat_requests())
+            await fast.aclose()
+            return lines, reason, n
+
+    lines, reason, n = asyncio.run(main())
+    assert [ln.path for ln in lines] == ["reflex"] and "fast busy" in reason
+    assert n == 1

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from couchmate.config import Settings
@@ -120,6 +121,8 @@ class Mind:
         self._playing: asyncio.Task[Any] | None = None
         self._warm_up = warm_up
         self._warming: asyncio.Task[Any] | None = None
+        #: priorities of the moments whose model request is being made, per path
+        self._in_flight: dict[str, list[float]] = {}
 
     @classmethod
     def from_settings(
@@ -324,20 +327,16 @@ class Mind:
         """Have each model server read the system message once. Servers keep the previous
         request's prefix, and the system message is the same in every request, so after
         this a moment pays only for its own part of the prompt (SmolLM2 on this CPU: ~8 s
-        cold for the ~350-token system message under load, ~0.1 s once read). The call's
-        time is start-up cost, not the model's speed: the TTFT fit forgets it."""
+        cold for the ~350-token system message under load, ~0.1 s once read). Its time is
+        the TTFT fit's first sample: reading tokens is most of it."""
         for path, backend in self.backends.items():
             prompt = Prompt(system=self.prompts.system, user="Hi!")
             try:
-                async with backend.stream(prompt, budget_s=budget_s, max_tokens=1) as reply:
+                async with backend.stream(prompt, budget_s=budget_s, max_tokens=4) as reply:
                     async for _ in reply:
                         pass
             except ModelError as e:
                 log.info("warming up model %s failed: %s", path, e.message)
-            finally:
-                forget = getattr(backend.health, "forget_start_up", None)
-                if forget is not None:
-                    forget()
 
     def _start_warm_up(self) -> None:
         """Once, with an event loop running: warm the model servers up in the background."""
@@ -374,7 +373,15 @@ class Mind:
     def _decide(self, moment: Moment) -> Decision:
         if self.backends and (moment.kind == "player_message" or moment.spec.model_worthy):
             self._size(moment)
-        decision = self.router.decide(moment, backend_views(self.backends))
+        views = backend_views(self.backends)
+        if moment.kind != "player_message":
+            # A single-slot server (llama.cpp, Ollama on a CPU) answers one request at a
+            # time: a line for an event would queue behind one being made for a moment as
+            # important, and push the player's next answer back. A question waits its turn.
+            for path, priorities in self._in_flight.items():
+                if path in views and priorities and max(priorities) >= moment.priority:
+                    views[path] = replace(views[path], available=False, note="busy")
+        decision = self.router.decide(moment, views)
         moment.decided_at = self.clock()
         self.decisions.append((moment, decision))
         return decision
@@ -536,6 +543,8 @@ class Mind:
             misstated = 0
             guard = self.guard.reply(moment.kind, prompt, self._recent_said())
             last: Piece | None = None
+            making = self._in_flight.setdefault(path, [])
+            making.append(moment.priority)
             try:
                 async for last in stream_reply(
                     backend,
@@ -573,6 +582,8 @@ class Mind:
                     self._said(" ".join(pieces), moment)
                     return  # part of the answer is out; do not start another
                 continue
+            finally:
+                making.remove(moment.priority)
             if pieces:
                 self._said(" ".join(pieces), moment)
                 return

@@ -196,6 +196,17 @@ def test_an_unlisted_model_that_answers_is_usable_but_named():
     asyncio.run(main())
 
 
+def test_an_unlisted_model_that_does_not_answer_yet_is_slow_not_missing():
+    async def main():
+        srv = ScriptedServer(default=Stall(), model_ids=("tiny",))
+        async with srv, _backends(srv.base_url, model="other", max_images=0) as backends:
+            [result] = await backends.probe(budget_s=0.8)
+            assert result.state is ProbeState.SLOW and result.unlisted
+            assert result.line.endswith("the server does not list 'other' (it has: tiny)")
+
+    asyncio.run(main())
+
+
 def test_a_server_without_a_model_list_is_judged_by_its_replies():
     async def main():
         srv = ScriptedServer(model_ids=None)
@@ -252,5 +263,30 @@ def test_a_probe_of_a_backend_whose_client_breaks_still_returns():
         result = await probe(backend, budget_s=1.0)
         assert not result.usable and result.line
         await backend.aclose()
+
+    asyncio.run(main())
+
+
+def test_unprobed_a_refused_image_request_warns_once_naming_max_images():
+    # If the probe never ran (or ran out of time), the session's one warning still says
+    # what to change.
+    async def main():
+        async with ScriptedServer(default=TextOnly()) as srv, _backends(srv.base_url) as backends:
+            events = []
+            backends.subscribe(events.append)
+            for _ in range(2):  # (the breaker opens at the third failure)
+                with pytest.raises(ModelError) as info:
+                    await _say(backends.fast, Prompt(user="look", images=FRAMES))
+                assert "set models.fast.max_images = 0" in info.value.hint
+            with pytest.raises(ModelError) as info:
+                await backends.fast.complete(Prompt(user="look", images=FRAMES), budget_s=2.0)
+            assert "max_images = 0" in info.value.hint
+            [warning] = events
+            assert "HTTP 500" in warning.message and "max_images = 0" in warning.hint
+        # A text request that fails says nothing about images.
+        async with ScriptedServer(default=Status(500)) as srv, _backends(srv.base_url) as b:
+            with pytest.raises(ModelError) as info:
+                await _say(b.fast, Prompt(user="hi"))
+            assert "max_images" not in (info.value.hint or "")
 
     asyncio.run(main())

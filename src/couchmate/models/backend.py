@@ -27,7 +27,7 @@ from couchmate.config import ModelRole
 from couchmate.errors import BudgetExceeded, ConfigError, ModelError
 from couchmate.models.call import CallOptions, Completion
 from couchmate.models.client import NO_KEY, current_timing, make_openai_client, resolve_api_key
-from couchmate.models.failures import invalid_response, map_error
+from couchmate.models.failures import invalid_response, map_error, note_images
 from couchmate.models.health import BackendHealth, HealthOptions
 from couchmate.models.prompt import PreparedRequest, Prompt, prepare
 from couchmate.models.retry import RetryPolicy, call_with_retries
@@ -108,11 +108,13 @@ class ChatBackend:
         start = timing.mark("call")
         budget = opts.budget_s or self.role.timeout_s
         permit = self.health.acquire()
+        prepared: PreparedRequest | None = None
         try:
             prepared = await prepare(
                 prompt, max_images=self.role.max_images, executor=self.executor
             )
             timing.mark("prepared")
+            ready = prepared
             attempts = 0
 
             async def attempt(n: int) -> Any:
@@ -121,7 +123,7 @@ class ChatBackend:
                 token = current_timing.set(timing)
                 try:
                     return await self.client.chat.completions.create(
-                        **self._request_args(prepared, opts), stream=False
+                        **self._request_args(ready, opts), stream=False
                     )
                 finally:
                     current_timing.reset(token)
@@ -136,6 +138,8 @@ class ChatBackend:
             timing.mark("done")
             text, finish, usage = self._parse_completion(resp)
         except ModelError as e:
+            if prepared is not None and prepared.images:
+                note_images(e, self.name)
             self.health.record_failure(permit, e)
             self.watch.failed(e)
             raise
@@ -151,8 +155,8 @@ class ChatBackend:
             finish_reason=finish,
             timing=timing,
             attempts=attempts,
-            images=len(prepared.images),
-            prepare_ms=prepared.prepare_ms,
+            images=len(ready.images),
+            prepare_ms=ready.prepare_ms,
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
         )

@@ -98,6 +98,28 @@ def map_error(
     )
 
 
+# What a server says to a request it cannot take because of its image parts (or of
+# content-part lists at all: llama-cpp-python answers 500 for a model whose own Jinja chat
+# template concatenates the content).
+IMAGE_REFUSAL_STATUSES = frozenset({400, 413, 415, 422, 500, 501})
+
+
+def may_be_image_refusal(e: ModelError) -> bool:
+    """Whether a request with images could have failed because of them: a refusing status,
+    or a final answer that is no reply (a stream opened and closed with no text)."""
+    if e.status is not None:
+        return e.status in IMAGE_REFUSAL_STATUSES
+    return not e.retryable
+
+
+def note_images(e: ModelError, role: str) -> ModelError:
+    """Add to the hint of a failed request that carried images that the images may be why."""
+    if may_be_image_refusal(e) and "max_images" not in (e.hint or ""):
+        note = f"if this model takes no images, set models.{role}.max_images = 0"
+        e.hint = f"{e.hint}; {note}" if e.hint else note
+    return e
+
+
 def invalid_response(what: str, *, base_url: str, role: str = "") -> ModelError:
     """The server answered, but not in the OpenAI format. Asking again gets the same answer."""
     who = f"model {role!r}" if role else "model"

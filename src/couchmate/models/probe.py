@@ -39,6 +39,7 @@ import numpy as np
 
 from couchmate.errors import BudgetExceeded, ModelError
 from couchmate.models.call import CallOptions
+from couchmate.models.failures import may_be_image_refusal
 from couchmate.models.prompt import PreparedRequest, Prompt, build_messages, encode_image
 from couchmate.models.watch import short_reason
 from couchmate.types import now
@@ -50,14 +51,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROBE_BUDGET_S = 3.0
-# What a server says when it cannot take an image part (or content-part lists at all).
-_REFUSED_STATUSES = frozenset({400, 413, 415, 422, 500, 501})
 _PROBE_IMAGE_SIDE = 64
 
 
 class ProbeState(StrEnum):
     OK = "ok"
-    SLOW = "slow"  # there, the model listed, but no reply within the probe's time
+    SLOW = "slow"  # there, but no reply (and no refusal) within the probe's time
     NO_MODEL = "no such model"
     FAILING = "failing"  # answers, but with errors
     DOWN = "down"  # not reachable, or no answer at all
@@ -84,7 +83,8 @@ class ProbeResult:
     #: seconds for a one-token text reply (about the time to first token)
     ttft_s: float | None = None
     elapsed_s: float = 0.0
-    #: the model is not in the server's list, though the server answered for it
+    #: the model is not in the server's list, yet the server did not refuse it (a server
+    #: that lacks a model says so at once: that is NO_MODEL)
     unlisted: bool = False
 
     @property
@@ -117,9 +117,9 @@ class ProbeResult:
         elif self.images:
             notes.append("images accepted")
         if self.unlisted:
+            answered = " but answered for it" if self.state is ProbeState.OK else ""
             notes.append(
-                f"the server does not list {self.model!r} ({_has(self.server_models)}) "
-                "but answered for it"
+                f"the server does not list {self.model!r} ({_has(self.server_models)}){answered}"
             )
         return "; ".join([head, *notes])
 
@@ -205,14 +205,12 @@ async def _probe(backend: ChatBackend, deadline: float, budget_s: float) -> Prob
         return _result(
             backend, ProbeState.FAILING, detail=_say(text_err), hint=text_err.hint or "", **common
         )
-    if text_s is None and listed is False:
-        return _no_model(backend, server_models)
     images: bool | None = None
     off = False
     if role.max_images > 0:
         if image_err is None and image_s is not None:
             images = True
-        elif image_err is not None and _refused(image_err):
+        elif image_err is not None and may_be_image_refusal(image_err):
             images, off = False, True
     state = ProbeState.OK if text_s is not None else ProbeState.SLOW
     hints = []
@@ -236,12 +234,6 @@ async def _probe(backend: ChatBackend, deadline: float, budget_s: float) -> Prob
         ttft_s=text_s,
         **common,
     )
-
-
-def _refused(e: ModelError) -> bool:
-    if e.status is not None:
-        return e.status in _REFUSED_STATUSES
-    return not e.retryable  # the server answered with something that is not a reply
 
 
 def _say(e: ModelError) -> str:

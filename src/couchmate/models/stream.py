@@ -11,7 +11,7 @@ import openai
 from couchmate.errors import BudgetExceeded, ModelError, StreamCut
 from couchmate.models.call import CallOptions, Completion
 from couchmate.models.client import current_timing
-from couchmate.models.failures import invalid_response
+from couchmate.models.failures import invalid_response, note_images
 from couchmate.models.health import Permit
 from couchmate.models.prompt import Prompt, prepare
 from couchmate.models.retry import call_with_retries
@@ -161,6 +161,10 @@ class ChatStream:
             )
         except BudgetExceeded:
             b.health.record_ttft_at_least(self.budget_s, self.prompt_tokens)
+            raise
+        except ModelError as e:
+            if self.images:
+                note_images(e, b.name)
             raise
         t = self.timing.mark("first_token")
         b.health.record_ttft(t - self._start, self.prompt_tokens)

@@ -74,6 +74,7 @@ def test_smollm2_without_mmproj_gets_images_off_at_start_and_then_talks(smollm2_
     asyncio.run(main())
 
 
+@pytest.mark.slow
 def test_a_wrong_model_name_is_named_with_what_the_server_has(smollm2_server):
     async def main():
         async with _backends(smollm2_server.base_url, "qwen2.5vl:3b") as backends:

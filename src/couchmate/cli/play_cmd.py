@@ -107,6 +107,8 @@ async def _play(
     _privacy_notice(settings, memory=use_memory)
     source = open_source_checked(spec, {"max_pixels": settings.watch.max_pixels}, **options)
     backends = Backends.from_settings(settings)
+    # Before the session starts: its warm-up would make a single-slot server look slow.
+    await _probe_models(backends)
     memory = await _memory_slot(settings, backends) if use_memory else None
     session = Session(
         settings,
@@ -118,7 +120,8 @@ async def _play(
         backends=backends,
         memory=memory,
     )
-    view = _TranscriptView(session)
+    view = _TranscriptView(session, backends)
+    unsubscribe = backends.subscribe(view.backend_event)
     listener = None
     try:
         async with session:
@@ -131,6 +134,7 @@ async def _play(
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+        unsubscribe()
         await backends.aclose()
     _print_report(report)
     if report.error:
@@ -159,11 +163,25 @@ def _stop_on_interrupt(session: Any):  # type: ignore[no-untyped-def]
         loop.remove_signal_handler(signal.SIGINT)
 
 
-class _TranscriptView:
-    """A live panel: what the companion sees (state, events) and what it said."""
+async def _probe_models(backends: Any) -> None:
+    """Say at once whether each configured model answers, has the model, takes images."""
+    if not backends.all():
+        return
+    err_console.print("[dim]checking the models…[/dim]")
+    for r in await backends.probe():
+        style = "dim" if r.usable and not r.images_off else "yellow"
+        err_console.print(f"[{style}]model {escape(r.line)}[/{style}]", highlight=False)
+        if r.hint and not r.usable:
+            err_console.print(f"[yellow]hint:[/yellow] {escape(r.hint)}", highlight=False)
 
-    def __init__(self, session: Any):
+
+class _TranscriptView:
+    """A live panel: what the companion sees (state, events), how its models are doing and
+    what it said."""
+
+    def __init__(self, session: Any, backends: Any = None):
         self.session = session
+        self.backends = backends
         self.lines: deque[str] = deque(maxlen=12)
         self.events: deque[str] = deque(maxlen=6)
         self._live: Any = None
@@ -198,6 +216,12 @@ class _TranscriptView:
         self.lines.append(escape(text))
         self._redraw(force=True)
 
+    def backend_event(self, event: Any) -> None:
+        """A model started failing (one warning, with its hint) or answers again."""
+        style = "yellow" if event.warning else "green"
+        err_console.print(f"[{style}]model {escape(event.line)}[/{style}]", highlight=False)
+        self._redraw(force=True)
+
     def said(self, who: str, text: str) -> None:
         self.lines.append(escape(f"{time.monotonic() - self.session.t0:6.1f}s {who}: {text}"))
         self._redraw(force=True)
@@ -223,8 +247,11 @@ class _TranscriptView:
             f"dropped {s.dropped_total}"
         )
         body = "\n".join(self.lines) or "[dim](nothing said yet)[/dim]"
+        models = self.backends.status_lines() if self.backends is not None else []
+        rows = [head, f"state: {values}", f"events: {' · '.join(self.events)}"]
+        rows += [f"[dim]model[/dim] {escape(m)}" for m in models]
         return Panel(
-            Group(head, f"state: {values}", f"events: {' · '.join(self.events)}", "", body),
+            Group(*rows, "", body),
             title="couchmate",
             subtitle="type a message + Enter to talk · Ctrl-C to stop",
         )

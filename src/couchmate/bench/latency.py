@@ -111,6 +111,9 @@ async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, s
     source = open_source(spec, realtime=True, seed=seed)
     speaker = build_speaker(settings.voice, mute=True)
     session = Session(settings, source, backends=backends, speaker=speaker, greet=False)
+    # Steady state, not start-up: the model servers read the system message before the
+    # clock starts (a session's greeting pays for that while the player settles in).
+    await session.mind.warm_up()
 
     async def questions() -> None:
         i = 0
@@ -214,15 +217,21 @@ def _model_share(report: Any) -> dict[str, Any]:
     routed = sum(paths.get(p, 0) for p in MODEL_PATHS)
     heard = {id(u.line.event) for u in report.lines() if u.line.path in MODEL_PATHS}
     asked: dict[int, bool] = {}
+    why: dict[int, str] = {}
     for u in report.lines():
         ev = u.line.event
         if ev is not None and ev.kind == "player_message":
             asked[id(ev)] = asked.get(id(ev), False) or u.line.path in MODEL_PATHS
+            why.setdefault(id(ev), f"{ev.data.get('text', '')!r}: {u.line.reason}")
     return {
         "model_routed_moments": routed,
         "model_lines_heard": len(heard),
         "model_lines_per_model_moment": round(len(heard) / routed, 3) if routed else None,
-        "questions": {"answered": len(asked), "by_model": sum(asked.values())},
+        "questions": {
+            "answered": len(asked),
+            "by_model": sum(asked.values()),
+            "not_by_model": [why[k] for k, by_model in asked.items() if not by_model],
+        },
     }
 
 

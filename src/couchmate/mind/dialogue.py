@@ -8,7 +8,7 @@ moment. `stream_reply` runs one model call and yields speakable pieces as they c
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -126,13 +126,17 @@ async def stream_reply(
     max_tokens: int | None = None,
     splitter: SentenceSplitter | None = None,
     temperature: float | None = None,
+    opened: Callable[[ReplyStream], None] | None = None,
 ) -> AsyncIterator[Piece]:
     """Speakable pieces of one streamed reply. Errors (ModelError and subclasses) propagate;
-    the HTTP stream is closed when the caller stops iterating or is cancelled."""
+    the HTTP stream is closed when the caller stops iterating or is cancelled. `opened`
+    gets the reply stream before it is read (closing it ends this reply early, cleanly)."""
     splitter = splitter or SentenceSplitter()
     reply = backend.stream(
         prompt, budget_s=budget_s, max_tokens=max_tokens, temperature=temperature
     )
+    if opened is not None:
+        opened(reply)
     first: float | None = None
     index = 0
     try:

@@ -123,6 +123,8 @@ class Mind:
         self._warming: asyncio.Task[Any] | None = None
         #: priorities of the moments whose model request is being made, per path
         self._in_flight: dict[str, list[float]] = {}
+        #: the reply streams open now, per path
+        self._open: dict[str, list[Any]] = {}
 
     @classmethod
     def from_settings(
@@ -545,6 +547,11 @@ class Mind:
             last: Piece | None = None
             making = self._in_flight.setdefault(path, [])
             making.append(moment.priority)
+            await self._close_replies(path)
+            opened = self._open.setdefault(path, [])
+            mine: list[Any] = []
+            register = _registrar(mine, opened)
+
             try:
                 async for last in stream_reply(
                     backend,
@@ -552,6 +559,7 @@ class Mind:
                     budget_s=max(0.05, left),
                     max_tokens=self.max_tokens,
                     temperature=temperature,
+                    opened=register,
                 ):
                     if any(ev is moment.event for ev in self._preempted):
                         break  # a more urgent moment took over: stop generating
@@ -584,6 +592,8 @@ class Mind:
                 continue
             finally:
                 making.remove(moment.priority)
+                for reply in mine:
+                    opened.remove(reply)
             if pieces:
                 self._said(" ".join(pieces), moment)
                 return
@@ -612,6 +622,16 @@ class Mind:
             if line is not None:
                 line.reason = reason
                 yield line
+
+    async def _close_replies(self, path: str) -> None:
+        """End the replies still streaming on `path` before a new request goes out. Only
+        a moment that outranks them gets here (see `_decide`), and a single-slot server
+        (llama.cpp's interrupts the reply in progress for a new request) would cut them
+        mid-stream anyway — an error on the backend's record, for our own doing. Closed
+        by us, they end cleanly with what they said."""
+        for reply in list(self._open.get(path, ())):
+            with contextlib.suppress(Exception):
+                await reply.aclose()
 
     def _may_retry(self, moment: Moment, decision: Decision, end: float) -> bool:
         """A question whose model reply was unfit to say may ask again while the time left
@@ -731,6 +751,16 @@ class Mind:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _registrar(*lists: list[Any]) -> Callable[[Any], None]:
+    """A callback that appends its argument to each of `lists`."""
+
+    def register(item: Any) -> None:
+        for items in lists:
+            items.append(item)
+
+    return register
 
 
 def _current_cancelling() -> int:

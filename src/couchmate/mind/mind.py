@@ -597,6 +597,10 @@ class Mind:
             if pieces:
                 self._said(" ".join(pieces), moment)
                 return
+            if last is not None and last.request_sent is not None and moment.event is not None:
+                # The unsaid reply's time was the model's: a line that follows counts its
+                # request from here, so our overhead stays ours.
+                moment.event.timing.marks.setdefault("request_sent", last.request_sent)
             if (
                 (guard.stopped or misstated)
                 and temperature is None

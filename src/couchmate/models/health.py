@@ -188,14 +188,6 @@ class BackendHealth:
         self._ttfts.append(seconds)
         self._p95 = _p95(self._ttfts)
 
-    def forget_start_up(self) -> None:
-        """The calls so far were start-up (a cold server reading the system message for the
-        first time): not the model's speed. The TTFT fit starts over from its prior; the
-        prefix the server now holds is kept."""
-        self.ttft = TtftModel(
-            self.options.prior_ttft_s, censored_ttl_s=self.options.censored_ttl_s, clock=self._clock
-        )
-
     def record_ttft_at_least(self, seconds: float, tokens: int | None = None) -> None:
         """A first token did not come within `seconds`: the expectation must not stay lower."""
         self.ttft.observe_at_least(REF_TOKENS if tokens is None else tokens, seconds)

@@ -58,8 +58,11 @@ def run(
     model_server: str = "auto",
     talkativeness: int | None = None,
     seed: int = 0,
+    warm_up: bool = True,
 ) -> dict[str, Any]:
-    return asyncio.run(_run(seconds, source, ask_every_s, model_server, talkativeness, seed))
+    return asyncio.run(
+        _run(seconds, source, ask_every_s, model_server, talkativeness, seed, warm_up)
+    )
 
 
 async def _run(
@@ -69,6 +72,7 @@ async def _run(
     model_server: str,
     talkativeness: int | None,
     seed: int,
+    warm_up: bool = True,
 ) -> dict[str, Any]:
     from couchmate import config
 
@@ -76,8 +80,10 @@ async def _run(
     if talkativeness is not None:
         settings.persona.talkativeness = talkativeness
     with _models(settings, model_server) as which:
-        report = await _drive(settings, source, seconds, ask_every_s, seed)
-    return _summarise(report, which, settings.persona.talkativeness)
+        report = await _drive(settings, source, seconds, ask_every_s, seed, warm_up)
+    result = _summarise(report, which, settings.persona.talkativeness)
+    result["warmed_up_before_the_clock"] = warm_up
+    return result
 
 
 @contextlib.contextmanager
@@ -96,7 +102,9 @@ def _models(settings: Any, choice: str) -> Iterator[str]:
         yield "SmolLM2-135M-Instruct Q4_1, llama.cpp (local, fast role)"
 
 
-async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, seed: int) -> Any:
+async def _drive(
+    settings: Any, spec: str, seconds: float, ask_every_s: float, seed: int, warm_up: bool
+) -> Any:
     from rich.progress import Progress
 
     from couchmate.models.backends import Backends
@@ -111,9 +119,11 @@ async def _drive(settings: Any, spec: str, seconds: float, ask_every_s: float, s
     source = open_source(spec, realtime=True, seed=seed)
     speaker = build_speaker(settings.voice, mute=True)
     session = Session(settings, source, backends=backends, speaker=speaker, greet=False)
-    # Steady state, not start-up: the model servers read the system message before the
-    # clock starts (a session's greeting pays for that while the player settles in).
-    await session.mind.warm_up()
+    if warm_up:
+        # Steady state, not start-up: the model servers read the system message before
+        # the clock starts (a session's greeting pays for that while the player settles
+        # in). --no-warm-up leaves it to the mind's own warm-up, on the clock.
+        await session.mind.warm_up()
 
     async def questions() -> None:
         i = 0

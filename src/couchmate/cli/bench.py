@@ -61,6 +61,11 @@ def register(app: typer.Typer) -> None:
         talkativeness: int = typer.Option(
             3, min=0, max=3, help="3 (chatty) gives the most samples per minute."
         ),
+        warm_up: bool = typer.Option(
+            True,
+            help="Let the model servers read the system message before the clock starts "
+            "(steady state); --no-warm-up measures a cold start.",
+        ),
         json_path: Path = typer.Option(None, "--json", help="Write the results here."),
     ) -> None:
         """Event → decided → first token → first audio, per path, p50 and p95."""
@@ -74,6 +79,7 @@ def register(app: typer.Typer) -> None:
                 ask_every_s=ask_every,
                 model_server=model_server,
                 talkativeness=talkativeness,
+                warm_up=warm_up,
             ),
         )
 

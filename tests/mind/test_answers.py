@@ -225,3 +225,27 @@ def test_an_event_does_not_queue_behind_the_answer_being_made():
     lines, reason, n = asyncio.run(main())
     assert [ln.path for ln in lines] == ["reflex"] and "fast busy" in reason
     assert n == 1
+
+
+def test_the_mind_warms_the_server_up_once_and_a_question_waits_for_it():
+    """The system message is the same in every request, and servers keep the previous
+    request's prefix: read once at the start, it costs nothing after (SmolLM2 cold: ~2–16 s
+    for its ~350 tokens on this CPU, depending on the load)."""
+
+    async def main():
+        async with ScriptedServer(default=Answer("Hi there, go left.", ttft_s=0.3)) as srv:
+            fast = backend(srv)
+            mind = Mind.from_settings(Settings(), backends={"fast": fast})  # warm_up on
+            mind.on_update(state(now(), health=45), [])
+            mind.on_update(state(now(), health=44), [])  # once only
+            lines = await ask(mind, "where now?")
+            bodies = [r.body for r in srv.chat_requests()]
+            await fast.aclose()
+            await mind.aclose()
+            return lines, bodies, fast.health.snapshot()
+
+    lines, bodies, snap = asyncio.run(main())
+    warm, question = bodies
+    assert warm["max_tokens"] == 4 and warm["messages"][0]["content"].startswith("You are Sunny")
+    assert question["messages"][0] == warm["messages"][0]  # the prefix the server keeps
+    assert lines[-1].path == "fast" and snap.calls == 2 and snap.error_rate == 0.0

@@ -333,10 +333,15 @@ class Mind:
         the TTFT fit's first sample: reading tokens is most of it."""
         for path, backend in self.backends.items():
             prompt = Prompt(system=self.prompts.system, user="Hi!")
+            opened = self._open.setdefault(path, [])
             try:
                 async with backend.stream(prompt, budget_s=budget_s, max_tokens=4) as reply:
-                    async for _ in reply:
-                        pass
+                    opened.append(reply)  # a request that cannot wait ends it cleanly
+                    try:
+                        async for _ in reply:
+                            pass
+                    finally:
+                        opened.remove(reply)
             except ModelError as e:
                 log.info("warming up model %s failed: %s", path, e.message)
 

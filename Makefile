@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 # Debian packages: Xvfb for screen-capture tests, espeak-ng for the offline voice, strace
-# for the test that proves a default run opens no outbound connection.
+# for the test that proves a default run opens no outbound connection, sox (`play`) for the
+# sound-device fallback test.
 system-deps:
 	@missing=""; \
 	command -v Xvfb >/dev/null || missing="$$missing xvfb"; \
 	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v play >/dev/null || missing="$$missing sox"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -93,7 +93,9 @@ def test_an_answer_that_repeats_the_last_line_is_not_said_again():
         replies = [
             Answer("Keep moving and grab the armor!"),
             Answer("Keep moving and grab the armor!"),
-            Answer("Keep moving and grab the armor!"),  # asked again (mind: RETRY_TEMPERATURE)
+            # …asked again twice (mind.RETRY_TEMPERATURES), the same each time
+            Answer("Keep moving and grab the armor!"),
+            Answer("Keep moving and grab the armor!"),
         ]
         async with ScriptedServer(replies) as srv:
             fast = scripted(srv)

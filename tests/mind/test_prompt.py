@@ -170,7 +170,7 @@ def test_context_sections_and_bounds():
     screen = block(ctx, "screen", "c0ffee")
     assert len(screen) <= 50 + 4
     assert ctx.rstrip().endswith("Now: The player just died.")
-    assert p.user == "The player says: why did I die?"
+    assert p.user == "why did I die?"  # the player's own words, as typed
     # History: newest turns, within both bounds, oldest first.
     assert 1 <= len(p.history) <= 4 and p.history[-1] is history[-1]
     assert sum(len(t.text) // 4 + 1 for t in p.history) <= 30 + len(p.history)

@@ -51,8 +51,9 @@ from couchmate.types import Event, Frame, GameState, Line, now
 log = logging.getLogger(__name__)
 
 SCENE_KINDS = ("scene_change", "level_change")
-#: a retried answer is sampled at this temperature (the first try at the server's default)
-RETRY_TEMPERATURE = 1.0
+#: a retried answer is sampled at these temperatures in turn (the first try at the server's
+#: default; a server gives the same prompt the same reply otherwise)
+RETRY_TEMPERATURES = (1.0, 0.6)
 #: moments worth handing to long-term memory (besides every critical one)
 MEMORABLE = frozenset({"level_change", "game_over"})
 
@@ -532,6 +533,7 @@ class Mind:
         models_after = sum(p != "reflex" for p in decision.fallback)
         paths: deque[Any] = deque((decision.path, *decision.fallback))
         temperature: float | None = None
+        retries = iter(RETRY_TEMPERATURES)
         while paths:
             path = paths.popleft()
             if path == "reflex":
@@ -606,15 +608,14 @@ class Mind:
                 # The unsaid reply's time was the model's: a line that follows counts its
                 # request from here, so our overhead stays ours.
                 moment.event.timing.marks.setdefault("request_sent", last.request_sent)
-            if (
-                (guard.stopped or misstated)
-                and temperature is None
-                and self._may_retry(moment, decision, end)
-            ):
-                # A player waits for an answer and there is time: ask once more, sampled
-                # differently (a server gives the same prompt the same reply otherwise).
+            retry = None
+            if (guard.stopped or misstated) and self._may_retry(moment, decision, end):
+                retry = next(retries, None)
+            if retry is not None:
+                # A player waits for an answer and there is time: ask again, sampled
+                # differently.
                 guarded = guard.reason or guarded
-                temperature = RETRY_TEMPERATURE
+                temperature = retry
                 paths.appendleft(path)
                 continue
             if guard.stopped:

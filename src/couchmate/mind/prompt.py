@@ -174,8 +174,10 @@ class PromptBuilder:
         strings: list[str] = []
         state_part = self._state_section(state, strings) if state is not None else ""
         task_part = "Now: " + task.strip()
+        # The player's words as they typed them, after the context: "The player says: …"
+        # had small models (SmolLM2) answer in the third person or echo the frame.
         user = user_text.strip()
-        user_part = f"The player says: {user}" if user else ""
+        user_part = user
         room = (1 << 30) if max_tokens is None else max_tokens
         room -= approx_tokens(state_part) + approx_tokens(task_part) + approx_tokens(user_part)
         t_now = now if now is not None else _t(state)

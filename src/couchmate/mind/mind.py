@@ -387,8 +387,11 @@ class Mind:
             # time: a line for an event would queue behind one being made for a moment as
             # important, and push the player's next answer back. A question waits its turn.
             for path, priorities in self._in_flight.items():
-                if path in views and priorities and max(priorities) >= moment.priority:
-                    views[path] = replace(views[path], available=False, note="busy")
+                if not priorities or max(priorities) < moment.priority:
+                    continue
+                for other in self._same_server(path):
+                    if other in views:
+                        views[other] = replace(views[other], available=False, note="busy")
         decision = self.router.decide(moment, views)
         moment.decided_at = self.clock()
         self.decisions.append((moment, decision))
@@ -639,9 +642,19 @@ class Mind:
         (llama.cpp's interrupts the reply in progress for a new request) would cut them
         mid-stream anyway — an error on the backend's record, for our own doing. Closed
         by us, they end cleanly with what they said."""
-        for reply in list(self._open.get(path, ())):
-            with contextlib.suppress(Exception):
-                await reply.aclose()
+        for other in self._same_server(path):
+            for reply in list(self._open.get(other, ())):
+                with contextlib.suppress(Exception):
+                    await reply.aclose()
+
+    def _same_server(self, path: str) -> list[str]:
+        """`path` and the other roles served by the same server (one slot for both)."""
+        url = getattr(self.backends.get(path), "base_url", None)
+        return [
+            p
+            for p, b in self.backends.items()
+            if p == path or (url is not None and getattr(b, "base_url", None) == url)
+        ]
 
     def _may_retry(self, moment: Moment, decision: Decision, end: float) -> bool:
         """A question whose model reply was unfit to say may ask again while the time left

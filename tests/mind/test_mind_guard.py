@@ -13,7 +13,7 @@ import pytest
 
 from couchmate.config import ModelRole
 from couchmate.mind.dialogue import task_for
-from couchmate.mind.mind import Mind
+from couchmate.mind.mind import RETRY_TEMPERATURES, Mind
 from couchmate.mind.moments import Moment
 from couchmate.mind.persona import load_persona
 from couchmate.mind.prompt import Identity
@@ -93,9 +93,8 @@ def test_an_answer_that_repeats_the_last_line_is_not_said_again():
         replies = [
             Answer("Keep moving and grab the armor!"),
             Answer("Keep moving and grab the armor!"),
-            # …asked again twice (mind.RETRY_TEMPERATURES), the same each time
-            Answer("Keep moving and grab the armor!"),
-            Answer("Keep moving and grab the armor!"),
+            # …asked again (once per mind.RETRY_TEMPERATURES), the same each time
+            *[Answer("Keep moving and grab the armor!")] * len(RETRY_TEMPERATURES),
         ]
         async with ScriptedServer(replies) as srv:
             fast = scripted(srv)

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 SCENE_KINDS = ("scene_change", "level_change")
 #: a retried answer is sampled at these temperatures in turn (the first try at the server's
 #: default; a server gives the same prompt the same reply otherwise)
-RETRY_TEMPERATURES = (1.0, 0.6)
+RETRY_TEMPERATURES = (1.0, 0.6, 0.3)
 #: moments worth handing to long-term memory (besides every critical one)
 MEMORABLE = frozenset({"level_change", "game_over"})
 

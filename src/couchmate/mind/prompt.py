@@ -16,8 +16,9 @@ Trust levels, strictly kept apart:
 Size: `build(max_tokens=N)` keeps the request's new tokens (everything but the system
 message, which servers keep cached as the previous request's prefix) within about N. The
 game state, the task and the player's words always go in; then, while room is left, the
-sections that matter most for the moment — for a question the talk so far, then memory,
-events and screen text; for an event its events and screen text first. `sizes()` tells
+sections that matter most for the moment — for a question what just happened, then
+memory, the talk so far and screen text (a small model handed its own last lines says them
+again); for an event its events and screen text first. `sizes()` tells
 the router the smallest and the fullest prompt a moment could have.
 """
 
@@ -220,7 +221,7 @@ class PromptBuilder:
 
         kept_history: list[Turn] = []
         sections: dict[str, str] = {}
-        order = ("history", "memory", "events", "screen") if user else _EVENT_ORDER
+        order = ("events", "memory", "history", "screen") if user else _EVENT_ORDER
         for name in order:
             if room <= 0:
                 break

@@ -78,8 +78,50 @@ async def _model_path(persona: Any, n: int) -> dict[str, dict[str, float]]:
     from couchmate.models.backend import ChatBackend
     from couchmate.models.scripted_server import Answer, ScriptedServer
 
-    text = "Strafe left, then shoot. The imp is slow."
-    async with ScriptedServer(default=Answer(text)) as srv:
+    # A different answer each time: the guard keeps the companion from saying a line twice,
+    # so one scripted answer repeated would be dropped and asked for again, timing retries.
+    rng = random.Random(7)
+    words = [
+        "strafe",
+        "left",
+        "right",
+        "shoot",
+        "dodge",
+        "duck",
+        "jump",
+        "reload",
+        "wait",
+        "circle",
+        "back",
+        "around",
+        "imp",
+        "demon",
+        "door",
+        "hall",
+        "stairs",
+        "armor",
+        "shells",
+        "rockets",
+        "cells",
+        "medkit",
+        "corner",
+        "pillar",
+        "crate",
+        "ledge",
+        "rush",
+        "slowly",
+        "quickly",
+        "now",
+        "later",
+        "carefully",
+        "loudly",
+        "quietly",
+        "first",
+        "then",
+        "again",
+    ]
+    answers = [Answer(" ".join(rng.sample(words, 7)).capitalize() + ".") for _ in range(2 * n + 10)]
+    async with ScriptedServer(script=answers) as srv:
         fast = ChatBackend("fast", ModelRole(base_url=srv.base_url, model="s", max_tokens=40))
         mind = Mind(persona, backends={"fast": fast})
         via_mind, bare = [], []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from importlib.metadata import version
 
 from rich.console import Console
@@ -46,12 +47,17 @@ def test_bench_tables_wrap_at_80_columns_instead_of_cutting_figures():
     columns = ["system", "R@1", "R@5", "R@10", "R@20", "multi-hop", "temporal", "open-domain"]
     columns += ["single-hop", "search p50 / p95 ms"]
     row = ["couchmate", 0.328, 0.672, 0.755, 0.81, 0.427, 0.832, 0.383, 0.877, "3.20 / 3.74"]
-    console = Console(width=80, record=True, color_system=None)
-    print_table(table("memory", columns, [row]), console)
-    out = console.export_text()
+    terminal = Console(width=80, record=True, color_system=None, force_terminal=True)
+    print_table(table("memory", columns, [row]), terminal)
+    out = terminal.export_text()
     assert "…" not in out
     assert max(len(line) for line in out.splitlines()) <= 80
     body = [line.split("│") for line in out.splitlines() if line.startswith("│")]
     assert "".join(cells[1].strip() for cells in body) == "couchmate"  # wrapped, whole
     for cell in ("0.328", "0.877", "3.74"):
         assert cell in out, cell
+    # Into a file or a pipe (80 columns by default there) the table keeps its own width.
+    piped = Console(width=80, file=io.StringIO(), color_system=None)
+    print_table(table("memory", columns, [row]), piped)
+    rows = [line for line in piped.file.getvalue().splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and "couchmate" in rows[0] and "3.20 / 3.74" in rows[0]

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from couchmate.bench.memory_locomo import CATEGORIES, Conversation, load
 from couchmate.bench.memory_systems import CachingEmbedder, System, make_systems, temp_folder
-from couchmate.bench.stats import percentiles, progress, table
+from couchmate.bench.stats import percentiles, print_table, progress, table
 from couchmate.errors import UserError
 
 KS = (1, 5, 10, 20)
@@ -220,14 +220,14 @@ def _print_locomo(out: dict[str, Any], console: Console) -> None:
         "p50 ms",
         "p95 ms",
     ]
-    console.print(
+    print_table(
         table(
             f"LoCoMo recall ({out['questions']} questions, {len(out['conversations'])} "
             "conversations)",
             cols,
             rows,
         ),
-        width=max(console.width, 120),
+        console,
     )
     console.print(
         "[dim]categories: "

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from couchmate.bench.stats import latency_rows, percentiles, table
+from couchmate.bench.stats import latency_rows, percentiles, print_table, table
 from couchmate.memory.postgres_store import PostgresStore, _vec_literal
 from couchmate.types import Memory
 
@@ -179,12 +179,13 @@ def _run(
             2,
         ),
     }
-    console.print(
+    print_table(
         table(
             f"PostgresStore, {n} memories × {users} users, {queries} queries, k={k}",
             ["operation", "p50 ms", "p95 ms", "max ms", "n"],
             latency_rows(rows_out),
-        )
+        ),
+        console,
     )
     console.print(
         f"HNSW recall@{k} vs exact: {result['hnsw_recall_at_k']:.3f}; "

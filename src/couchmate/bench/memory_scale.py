@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from couchmate.bench.stats import percentiles, progress, table
+from couchmate.bench.stats import percentiles, print_table, progress, table
 
 USER = "scale-user"
 GAMES = """Elden Ring|Hollow Knight|Celeste|Hades|Stardew Valley|Doom Eternal|Dark Souls III|
@@ -356,7 +356,7 @@ def run_scale(
             shutil.rmtree(folder, ignore_errors=True)
     if real_n:
         result["real_ingest"] = real_ingest(real_n, console)
-    console.print(
+    print_table(
         table(
             "Memory at scale (one user)",
             [
@@ -371,7 +371,7 @@ def run_scale(
             ],
             rows,
         ),
-        width=max(console.width, 120),
+        console,
     )
     if real_n:
         ri = result["real_ingest"]

@@ -62,7 +62,7 @@ from typing import Any
 from rich.console import Console
 
 from couchmate.bench.naive_ocr import BASELINE_FIELDS, NaiveOcrReader
-from couchmate.bench.stats import latency_rows, match_in_time, percentiles, prf, table
+from couchmate.bench.stats import latency_rows, match_in_time, percentiles, prf, print_table, table
 from couchmate.config import WatchSettings
 from couchmate.errors import UserError
 from couchmate.sources.base import SOURCES, Source, open_source, parse_spec
@@ -492,7 +492,7 @@ async def _baseline(
 def _print(r: dict[str, Any]) -> None:
     console = Console(stderr=True)
     b = r.get("baseline", {})
-    console.print(
+    print_table(
         table(
             f"perception: {r['source']} (profile {r['profile']}), {r['captured']} frames, "
             f"{r['states']} states",
@@ -501,10 +501,11 @@ def _print(r: dict[str, Any]) -> None:
                 [k, v["accuracy"], v["n"], *_pair(b.get("fields", {}).get(k))]
                 for k, v in r["fields"].items()
             ],
-        )
+        ),
+        console,
     )
     ev, bev = r["events"], b.get("events", {})
-    console.print(
+    print_table(
         table(
             f"events (±{ev['tolerance_s']} s vs truth through the same rules)",
             ["", "precision", "recall", "f1", "pipeline", "truth"],
@@ -525,12 +526,13 @@ def _print(r: dict[str, Any]) -> None:
                     else []
                 ),
             ],
-        )
+        ),
+        console,
     )
     rows = latency_rows(r["latency_ms"])
     if b:
         rows += [[f"baseline {row[0]}", *row[1:]] for row in latency_rows(b["latency_ms"])]
-    console.print(table("latency (ms)", ["stage", "p50", "p95", "max", "n"], rows))
+    print_table(table("latency (ms)", ["stage", "p50", "p95", "max", "n"], rows), console)
     g = r["gate_ms_1280x720"]
     console.print(
         f"keyframe ratio {r['keyframe_ratio']:.3f}, dropped {r['dropped']} "

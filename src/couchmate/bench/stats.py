@@ -94,7 +94,17 @@ def print_table(t: Table, console: Console | None = None) -> None:
     """Print a benchmark table whole, cells wrapped as `table()`'s are."""
     for column in t.columns:
         column.overflow = "fold"
-    (console or Console(stderr=True)).print(t)
+    console = console or Console(stderr=True)
+    if console.is_terminal:
+        console.print(t)
+    else:  # a file or a pipe has no width: print the table at its own, unwrapped
+        natural = console.measure(t, options=console.options.update_width(1000)).maximum
+        width = console.width  # print(width=…) is capped at the console's width
+        console.width = max(width, natural)
+        try:
+            console.print(t)
+        finally:
+            console.width = width
 
 
 def progress(console: Console) -> Progress:

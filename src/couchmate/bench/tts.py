@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from couchmate.bench.stats import percentiles, table
+from couchmate.bench.stats import percentiles, print_table, table
 from couchmate.voice.base import TTSEngine, VoiceSpec, open_engine
 from couchmate.voice.sinks import NullSink
 from couchmate.voice.speaker import Speaker
@@ -104,11 +104,12 @@ def run(engine: str = "espeak-ng", runs: int = 20, langs: str = "en,zh,ja") -> d
         for kind in ("streamed", "audible", "whole", "speaker"):
             p = r[f"{kind}_ms"]
             rows.append((f"{lang} {kind}", p["p50"], p["p95"], p["max"], p["n"]))
-    Console().print(
+    print_table(
         table(
             f"{engine}: time to first audio (ms); budget: reflex event→audio 300 ms",
             ["lang / measure", "p50", "p95", "max", "n"],
             rows,
-        )
+        ),
+        Console(),
     )
     return {"engine": engine, "runs": runs, "results": results}

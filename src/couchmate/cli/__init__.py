@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
-import click
 import typer
 
 from couchmate.errors import CouchmateError
@@ -54,27 +54,28 @@ def _register() -> None:
 _register()
 
 
-def command() -> click.Command:
-    """The click command behind `app`, with help that shows no `<bool>` beside a flag (a
-    flag takes no value, so naming a type there reads as if it wanted one)."""
+def command() -> Any:
+    """The command behind `app`, with help that shows no `<bool>` beside a flag (a flag takes
+    no value, so naming a type there reads as if it wanted one). Typed loosely: typer brings
+    its own click, and plain click need not be installed."""
     cmd = typer.main.get_command(app)
     _drop_flag_metavars(cmd)
     return cmd
 
 
-def _drop_flag_metavars(cmd: click.Command) -> None:
+def _drop_flag_metavars(cmd: Any) -> None:
     for param in cmd.params:
         if getattr(param, "is_flag", False):  # typer's options are not click.Options
             param.metavar = ""
     make_help = cmd.get_help_option  # --help is made per context, when help is asked for
 
-    def help_option(ctx: click.Context) -> click.Option | None:
+    def help_option(ctx: Any) -> Any:
         opt = make_help(ctx)
         if opt is not None:
             opt.metavar = ""
         return opt
 
-    cmd.get_help_option = help_option  # type: ignore[method-assign]
+    cmd.get_help_option = help_option
     for sub in getattr(cmd, "commands", {}).values():
         _drop_flag_metavars(sub)
 

@@ -7,13 +7,13 @@ import math
 import numpy as np
 
 from couchmate.memory.lexical import LexicalIndex, stem, tokens
-from couchmate.memory.topics import entities, mentioned, normalize, topic_key, topics_for
+from couchmate.memory.topics import entities, mentioned, normalize, topics_for
 
 
 def test_topic_names_normalize():
     assert normalize("  Elden   Ring!! ") == "elden ring"
     assert normalize("ＥＬＤＥＮ ring") == "elden ring"  # NFKC folds full-width letters
-    assert topic_key("Half-Life: Alyx") == "half life alyx"  # the form queries match
+    assert normalize("Half-Life: Alyx") == "half life alyx"  # the form queries match
 
 
 def test_entities_from_text():
@@ -74,10 +74,8 @@ def test_bm25_incremental_equals_rebuilt_and_matches_the_formula():
 
 
 def test_known_topics_as_an_index_match_like_names():
-    from couchmate.memory.topics import topic_key
-
     names = ["Hollow Knight", "Mario Kart 8", "The Bear"]
-    index = {topic_key(n): n for n in names}
+    index = {normalize(n): n for n in names}
     text = "Watched The Bear, then back to hollow knight"
     assert entities(text, known=index) == entities(text, known=names)
     assert "hollow knight" in entities(text, known=index)

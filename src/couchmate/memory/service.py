@@ -38,7 +38,7 @@ from couchmate.memory.texts import (
     repeats,
     text_key,
 )
-from couchmate.memory.topics import mentioned, normalize, normalize_all, topic_key, topics_for
+from couchmate.memory.topics import mentioned, normalize, normalize_all, topics_for
 from couchmate.types import Memory, MemoryKind
 
 DAY = 86400.0
@@ -121,7 +121,7 @@ class MemoryService:
             known = self._known.get(user_id)
             if known is not None:
                 for m in memories:
-                    known.update((topic_key(t), t) for t in m.topics)
+                    known.update((normalize(t), t) for t in m.topics)
 
     def _remember_repeats(self, user_id: str, batch: list[Memory]) -> list[str]:
         """`_add`, with each repeated moment merged into the memory it repeats."""
@@ -343,7 +343,7 @@ class MemoryService:
         with self._known_lock:
             known = self._known.get(user_id)
             if known is None:
-                known = {topic_key(t): t for t in self.store.topics(user_id)}
+                known = {normalize(t): t for t in self.store.topics(user_id)}
                 self._known[user_id] = known
             return known
 

@@ -75,7 +75,7 @@ def _entity_ok(name: str) -> bool:
 def entities(text: str, known: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
     """Entities named in `text`: quoted titles, capitalized names, and known topics it mentions.
 
-    `known` is topic names, or a mapping whose keys are already `topic_key`s (a user's
+    `known` is topic names, or a mapping whose keys are already `normalize`d (a user's
     index: keying hundreds of names per memory would cost more than the rest).
 
     A single capitalized word counts only away from the start of a sentence, where a
@@ -106,7 +106,7 @@ def entities(text: str, known: Iterable[str] | Mapping[str, str] = ()) -> list[s
         if take(*m.span(1)):
             found.append(m.group(1))
     if known:
-        keys = known.keys() if isinstance(known, Mapping) else {topic_key(k) for k in known}
+        keys = known.keys() if isinstance(known, Mapping) else {normalize(k) for k in known}
         found.extend(mentioned(text, keys))
     return [t for t in normalize_all(found) if _entity_ok(t)]
 
@@ -144,9 +144,3 @@ def mentioned(text: str, known: Iterable[str], *, max_words: int = 6) -> list[st
             if len(gram) >= 3 and gram in known_set and gram not in out:
                 out.append(gram)
     return out
-
-
-def topic_key(name: str) -> str:
-    """The form `mentioned` matches against; the same as `normalize` (inner punctuation
-    has been a separator in both since topics were made one form per game)."""
-    return normalize(name)

@@ -369,10 +369,12 @@ class WatchPipeline:
                 self._key_rate.tick(now())
                 if self._on_keyframe is not None:
                     self._on_keyframe(frame, decision)
-                self._read_done.clear()
-                await self._reader_q.put((frame, decision))
                 if self._lockstep:
+                    self._read_done.clear()
+                    await self._reader_q.put((frame, decision))
                     await self._read_done.wait()
+                else:
+                    await self._reader_q.put((frame, decision))
         except QueueClosed as closed:
             self._reader_q.close(closed.error)
 

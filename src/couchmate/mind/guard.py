@@ -108,9 +108,6 @@ class GuardStats:
     #: replies stopped part-way (what was said stays said), by reason
     trimmed: Counter[str] = field(default_factory=Counter)
 
-    def fired(self) -> Counter[str]:
-        return self.dropped + self.trimmed
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "replies": self.replies,
